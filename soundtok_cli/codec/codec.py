@@ -1,0 +1,50 @@
+"""The built-in neural codec at inference time: weights, identity, and segment-level encode/decode."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from soundtok_cli.codec.config import CodecConfig
+from soundtok_cli.codec.model import CodecModel
+from soundtok_cli.codec.streaming import BLOCK_FRAMES, StreamingEncoder, decode_frames, to_tensor
+
+
+class NeuralCodec:
+    def __init__(self, model: CodecModel, name: str, version: str, weights_sha256: str, device: str = "cpu"):
+        self.model = model.eval().to(device)
+        self.config: CodecConfig = model.config
+        self.name, self.version, self.weights_sha256, self.device = name, version, weights_sha256, device
+
+    def describe(self, levels: int) -> dict:
+        """The `codec` attributes recorded in every store this codec writes."""
+        c = self.config
+        return {"name": self.name, "version": self.version, "weights_sha256": self.weights_sha256,
+                "sample_rate": c.sample_rate, "frame_rate": c.frame_rate, "levels": levels,
+                "codebook_size": c.codebook_size}
+
+    def levels_for_bitrate(self, kbps: float) -> int:
+        per_level = self.config.bitrate_kbps(1)
+        return max(1, min(self.config.levels, round(kbps / per_level)))
+
+    def encoder(self, source_rate: int, levels: int) -> StreamingEncoder:
+        return StreamingEncoder(self, source_rate, levels)
+
+    @torch.inference_mode()
+    def encode_segment(self, segment: np.ndarray, context: int, levels: int) -> np.ndarray:
+        """Samples for frames [a-context-1, b+context+1) -> codes (b-a, levels) uint16."""
+        latent = self.model.encoder(to_tensor(segment, self.device)[None])
+        codes = self.model.quantizer.encode(latent[:, :, context : context + BLOCK_FRAMES], levels)
+        return codes[0].to(torch.int32).cpu().numpy().astype(np.uint16)
+
+    @torch.inference_mode()
+    def decode_segment(self, codes: np.ndarray, pad_before: int, pad_after: int, context: int) -> np.ndarray:
+        """Codes for one block plus `context` frames each side -> the block's 48 kHz samples."""
+        latent = self.model.quantizer.decode(to_tensor(codes.astype(np.int64), self.device)[None])
+        latent = torch.nn.functional.pad(latent, (pad_before, pad_after))
+        audio = self.model.synthesize(latent)[0]
+        offset = (context - 1) * self.config.hop
+        return audio[offset : offset + BLOCK_FRAMES * self.config.hop].cpu().numpy()
+
+    def decode(self, codes: np.ndarray, start: int = 0, end: int | None = None):
+        return decode_frames(self, codes, start, end)

@@ -1,0 +1,100 @@
+"""Built-in models: names, versions, weights files inside the package, checksums.
+
+Weights are safetensors (never pickle), loaded from the installed package, never from a network.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+from soundtok_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    version: str
+    kind: str
+    weights: str  # file name inside soundtok_cli/models/
+    card: str
+    summary: str
+
+    def path(self) -> str:
+        return str(resources.files("soundtok_cli.models") / self.weights)
+
+
+BUILT_IN = [
+    ModelEntry("soundtok-codec", "1", "codec", "soundtok-codec-v1.safetensors", "soundtok-codec-v1.md",
+               "48 kHz residual-VQ codec, 75 frames/s, 1-32 levels of 1024 codes (0.75-24 kbps)"),
+]
+DEFAULT_CODEC = "soundtok-codec"
+
+
+def find(name: str) -> ModelEntry:
+    for entry in BUILT_IN:
+        if name in (entry.name, f"{entry.name}@{entry.version}"):
+            return entry
+    known = ", ".join(e.name for e in BUILT_IN)
+    raise UsageError(f"unknown model '{name}' (built-in: {known})", "--codec")
+
+
+@functools.lru_cache(maxsize=None)
+def sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("CUDA was asked for but no CUDA device is available", "--device")
+    if device not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
+    return device
+
+
+def load_codec(name: str = DEFAULT_CODEC, device: str = "auto"):
+    """The named built-in codec, ready for inference on `device`."""
+    entry = find(name)
+    return load_codec_file(entry.path(), entry.name, entry.version, device)
+
+
+def load_codec_file(path: str, name: str, version: str, device: str = "auto"):
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from soundtok_cli.codec.codec import NeuralCodec
+    from soundtok_cli.codec.config import CodecConfig
+    from soundtok_cli.codec.model import CodecModel
+
+    device = pick_device(device)
+
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    model = CodecModel(CodecConfig.from_json(metadata["config"]))
+    state = {k: v.to(torch.float32) for k, v in load_file(path).items()}
+    model.load_state_dict(state)
+    return NeuralCodec(model, name, version, sha256(path), device)
+
+
+def describe_all() -> list[dict]:
+    out = []
+    for entry in BUILT_IN:
+        out.append({"name": entry.name, "version": entry.version, "kind": entry.kind, "weights": entry.weights,
+                    "sha256": sha256(entry.path()), "summary": entry.summary})
+    return out
+
+
+def dumps(entries: list[dict]) -> str:
+    return "\n".join(json.dumps(e) for e in entries)
