@@ -26,8 +26,8 @@ def frames_stft(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 def overlap_add(spec: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     """Inverse of `frames_stft`: (B, bins, T) -> (B, (T+2)*hop) samples, window-normalised.
 
-    Only samples [hop, (T+1)*hop) get every overlapping frame, i.e. frames [0, T) render
-    exactly the samples they stand for when the caller passes one extra frame on each side.
+    Only samples [2*hop, T*hop) get all three overlapping frames: the inner frames [1, T-1)
+    render exactly the samples they stand for; callers pass one extra frame on each side.
     """
     window = hann(n_fft, str(spec.device))
     frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # (B, n_fft, T)
