@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 
 
@@ -29,7 +30,7 @@ class CodecConfig:
 
     @property
     def bits_per_level(self) -> float:
-        return float(self.codebook_size).bit_length() - 1
+        return math.log2(self.codebook_size)
 
     def bitrate_kbps(self, levels: int) -> float:
         return self.frame_rate * levels * self.bits_per_level / 1000

@@ -1,0 +1,131 @@
+"""soundtok decode: a tokens store back to audio files (or WAV on stdout)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+
+from soundtok_cli.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, InputError, SoundtokError, UsageError
+
+EPILOG = """Examples:
+
+  soundtok decode library.zarr.zip -o 'decoded/{stem}.wav'
+
+  soundtok encode rain.wav | soundtok decode -o rain-copy.flac
+
+  soundtok decode rain.zarr --levels 2 --start 10 --end 20 -o - | sox -t wav - -d
+
+OUT is one file (all channels of one source), - (WAV on stdout), or a template with {stem},
+{name}, {dir}, {index} or {ext} for stores that hold many sources. By default the original sample
+rate, channel count and duration come back. --levels N decodes only the N coarsest levels.
+Exit status: 0 all decoded, 1 some sources failed, 2 nothing could be done."""
+
+FORMATS = ("wav", "flac", "ogg")
+
+
+def _format_for(path: str, fmt: Optional[str]) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise UsageError(f"unknown format '{fmt}' ({', '.join(FORMATS)})", "--format")
+        return fmt
+    if path == "-":
+        return "wav"
+    ext = os.path.splitext(path)[1].lstrip(".").lower()
+    if ext not in FORMATS:
+        raise UsageError(f"cannot tell the audio format from '{path}'; end it in .wav, .flac or .ogg or give --format", "-o")
+    return ext
+
+
+def decode(
+    store: Annotated[Optional[str], typer.Argument(help="Tokens store (x.zarr, x.zarr.zip, a stream file), or - for stdin.", show_default=False)] = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file, - for WAV on stdout, or a template like 'out/{stem}.wav'.")] = ...,
+    levels: Annotated[Optional[int], typer.Option("--levels", "-l", help="Decode only the N coarsest levels (lower bitrate).")] = None,
+    start: Annotated[float, typer.Option("--start", help="Start time in seconds.")] = 0.0,
+    end: Annotated[Optional[float], typer.Option("--end", help="End time in seconds (default: the end).")] = None,
+    sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", "-r", help="Output sample rate (default: the source's).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, flac or ogg (default: from OUT's extension).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="One line per file written.")] = False,
+) -> None:
+    """Decode tokens back into audio."""
+    from soundtok_cli.codec.files import decode_channels, plan_decode
+    from soundtok_cli.codec.sources import group_sources, output_path
+    from soundtok_cli.console import Reporter
+    from soundtok_cli.io.audio import AudioWriter
+    from soundtok_cli.io.inputs import refuse_binary_to_terminal
+    from soundtok_cli.io.store import model_label
+    from soundtok_cli.io.stream import read_batches
+    from soundtok_cli.models.registry import load_codec
+    from soundtok_cli.progress import AudioProgress, format_hours
+    from soundtok_cli.threads import configure_torch_threads
+
+    reporter = Reporter("decode", quiet=quiet, verbose=verbose)
+    if start < 0 or (end is not None and end <= start):
+        raise UsageError("need 0 <= --start < --end")
+    if sample_rate is not None and not 8000 <= sample_rate <= 192000:
+        raise UsageError("must be between 8000 and 192000 Hz", "--sample-rate")
+    if levels is not None and levels < 1:
+        raise UsageError("must be at least 1", "--levels")
+    audio_format = _format_for(output, fmt)
+    if output == "-":
+        refuse_binary_to_terminal("audio")
+    templated = "{" in output
+    configure_torch_threads()
+
+    codec = None
+    written: set[str] = set()
+    progress = AudioProgress(reporter, None, "decoding")
+    decoded = 0
+    groups = group_sources(read_batches(store or "-", expect_kind="tokens"))
+    try:
+        group = next(groups, None)
+        if group is None:
+            raise InputError("holds no items", store or "-")
+        index = 0
+        while group is not None:
+            following = next(groups, None)  # look ahead: a single OUT file takes one source only
+            if not templated and (following is not None or index > 0):
+                raise UsageError(f"{output} is one file but the store holds several sources; use a template such as 'out/{{stem}}.wav'", "-o")
+            if codec is None:
+                codec = load_codec(group.attrs["codec"]["name"], device)
+                ours = codec.describe(group.attrs["codec"]["levels"])
+                if ours["weights_sha256"] != group.attrs["codec"]["weights_sha256"] or ours["version"] != group.attrs["codec"]["version"]:
+                    raise InputError(f"made with {model_label(group.attrs)}, but this soundtok has {model_label({'kind': 'tokens', 'codec': ours})}", store or "-")
+            try:
+                path = output_path(output, group.source, index, audio_format) if templated else output
+                if path in written:
+                    raise InputError(f"output {path} would be written twice (give the template {{index}} or {{dir}})", group.source)
+                stored_levels = group.channels[0].shape[1]
+                use = stored_levels if levels is None else levels
+                if use > stored_levels:
+                    raise UsageError(f"the store has {stored_levels} levels; cannot decode {use}", "--levels")
+                rate = sample_rate or group.sample_rate
+                plan = plan_decode(group.duration, codec.config.frame_rate, rate, start, end)
+                if path != "-" and os.path.dirname(path):
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                with AudioWriter(path, rate, len(group.channels), audio_format, frames=plan.frames_out) as writer:
+                    for block in decode_channels(codec, [c[:, :use] for c in group.channels], plan):
+                        writer.write(block)
+                written.add(path)
+                decoded += 1
+                progress.advance(plan.frames_out / rate)
+                reporter.detail(f"{group.source} -> {path}")
+            except InputError as error:
+                reporter.error(error)
+            group, index = following, index + 1
+    except SoundtokError as error:
+        progress.close()
+        if isinstance(error, UsageError) or decoded == 0:
+            raise
+        reporter.error(error)
+    progress.close()
+    reporter.note(f"decoded {decoded} sources ({format_hours(progress.audio_seconds)}) at {progress.speed:.0f}x real time"
+                  + (f"; {reporter.failures} failed" if reporter.failures else ""))
+    raise typer.Exit(EXIT_USAGE if decoded == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("decode", epilog=EPILOG)(decode)

@@ -1,0 +1,95 @@
+"""Whole sources through the codec: an audio file to per-channel codes, and codes back to audio.
+
+Both directions stream: audio is read, and written, a block at a time, so memory holds the codes
+of one source and a few seconds of audio, whatever the length of the file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from soundtok_cli.io.audio import AudioReader, PcmHasher, StreamResampler
+
+READ_BLOCK_SECONDS = 2
+
+
+@dataclass
+class EncodedSource:
+    source: str
+    sample_rate: int
+    duration: float  # seconds
+    channels: list[np.ndarray]  # per channel (frames, levels) uint16
+    hashes: list[str]
+
+
+def encode_audio(codec, reader: AudioReader, levels: int) -> EncodedSource:
+    """Encode every channel of an open audio input; each becomes one item of a tokens store."""
+    encoders = [codec.encoder(reader.sample_rate, levels) for _ in range(reader.channels)]
+    hashers = [PcmHasher() for _ in range(reader.channels)]
+    codes: list[list[np.ndarray]] = [[] for _ in range(reader.channels)]
+    frames = 0
+    for block in reader.blocks(READ_BLOCK_SECONDS * reader.sample_rate):
+        frames += len(block)
+        for ch, encoder in enumerate(encoders):
+            hashers[ch].update(block[:, ch])
+            codes[ch].append(encoder.push(block[:, ch]))
+    for ch, encoder in enumerate(encoders):
+        codes[ch].append(encoder.finish())
+    return EncodedSource(
+        source=reader.source,
+        sample_rate=reader.sample_rate,
+        duration=frames / reader.sample_rate,
+        channels=[np.concatenate(c) for c in codes],
+        hashes=[h.hexdigest() for h in hashers],
+    )
+
+
+@dataclass
+class DecodePlan:
+    """Which frames of a source to decode and how many output samples that makes."""
+
+    first_frame: int
+    last_frame: int
+    skip: int  # output samples to drop at the start (the range starts inside a frame)
+    frames_out: int  # output samples to deliver
+    rate: int
+
+
+def plan_decode(duration: float, frame_rate: float, rate: int, start: float = 0.0, end: float | None = None) -> DecodePlan:
+    end = duration if end is None else min(end, duration)
+    start = min(max(start, 0.0), end)
+    first = int(math.floor(start * frame_rate))
+    last = int(math.ceil(end * frame_rate))
+    frames_out = int(round((end - start) * rate))
+    skip = int(round((start - first / frame_rate) * rate))
+    return DecodePlan(first, last, skip, frames_out, rate)
+
+
+def decode_channels(codec, channels: list[np.ndarray], plan: DecodePlan) -> Iterator[np.ndarray]:
+    """Yield (n, channels) float32 blocks at plan.rate; exactly plan.frames_out samples in all."""
+    streams = [codec.decode(codes, plan.first_frame, plan.last_frame) for codes in channels]
+    resampler = StreamResampler(codec.config.sample_rate, plan.rate, len(channels))
+    to_skip, remaining = plan.skip, plan.frames_out
+    finished = False
+    while remaining > 0:
+        parts = [next(s, None) for s in streams]
+        if parts[0] is None:
+            if finished:
+                break
+            block = resampler.process(np.zeros((0, len(channels)), np.float32), last=True)
+            finished = True
+        else:
+            block = resampler.process(np.stack(parts, axis=1))
+        if to_skip:
+            dropped = min(to_skip, len(block))
+            block, to_skip = block[dropped:], to_skip - dropped
+        block = block[:remaining]
+        remaining -= len(block)
+        if len(block):
+            yield block
+    if remaining > 0:  # decoded audio ends up to a frame short of the recorded duration
+        yield np.zeros((remaining, len(channels)), np.float32)
