@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Optional
 
@@ -25,7 +26,8 @@ audio: encoding a file whole or in pieces gives the same codes. Exit status: 0 a
 1 some failed (the rest were written), 2 nothing could be done."""
 
 BATCH_FRAMES = 75 * 600  # write a stream batch every ~10 minutes of audio ...
-BATCH_ITEMS = 256  # ... or this many items, whichever comes first
+BATCH_ITEMS = 256  # ... or this many items ...
+BATCH_SECONDS = 5.0  # ... or this much wall time, so a reader downstream starts early
 
 
 def encode(
@@ -71,8 +73,10 @@ def encode(
     sources = list(expand_audio_inputs(inputs or ["-"]))
     progress = AudioProgress(reporter, len(sources), "encoding")
     pending: list = []
+    last_flush = [time.monotonic()]
 
     def flush() -> None:
+        last_flush[0] = time.monotonic()
         if pending:
             sink.write(Batch.tokens(
                 codec_attrs, "encode",
@@ -113,7 +117,9 @@ def encode(
             progress.advance(result.duration)
             report({"source": result.source, "status": "ok", "channels": len(result.channels),
                     "duration_s": round(result.duration, 6), "frames": len(result.channels[0])})
-            if sum(len(c) for s in pending for c in s.channels) >= BATCH_FRAMES or sum(len(s.channels) for s in pending) >= BATCH_ITEMS:
+            if (sum(len(c) for s in pending for c in s.channels) >= BATCH_FRAMES
+                    or sum(len(s.channels) for s in pending) >= BATCH_ITEMS
+                    or time.monotonic() - last_flush[0] >= BATCH_SECONDS):
                 flush()
         if ok == 0:
             sink.abort()
