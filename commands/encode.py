@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Optional
 
@@ -25,10 +24,6 @@ Each channel becomes one item, so stereo decodes back to stereo. Codes depend on
 audio: encoding a file whole or in pieces gives the same codes. Exit status: 0 all inputs encoded,
 1 some failed (the rest were written), 2 nothing could be done."""
 
-BATCH_FRAMES = 75 * 600  # write a stream batch every ~10 minutes of audio ...
-BATCH_ITEMS = 256  # ... or this many items ...
-BATCH_SECONDS = 5.0  # ... or this much wall time, so a reader downstream starts early
-
 
 def encode(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, directories, globs, @list.txt, or - for stdin.", show_default=False)] = None,
@@ -43,12 +38,11 @@ def encode(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="One line per file.")] = False,
 ) -> None:
     """Encode audio into learned tokens."""
-    from soundtok_cli.codec.files import encode_audio
+    from soundtok_cli.codec.files import TokenBatcher, encode_audio
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.audio import open_audio
     from soundtok_cli.io.inputs import expand_audio_inputs
     from soundtok_cli.io.sink import open_sink
-    from soundtok_cli.io.store import Batch
     from soundtok_cli.models.registry import load_codec
     from soundtok_cli.progress import AudioProgress, format_hours
     from soundtok_cli.threads import configure_torch_threads
@@ -63,31 +57,15 @@ def encode(
     sink = open_sink(output)
     configure_torch_threads(jobs)
     codec = load_codec(codec_name, device)
-    n_levels = codec.levels_for_bitrate(bitrate) if bitrate is not None else (levels or 8)
     if bitrate is not None and bitrate <= 0:
         raise UsageError("must be positive", "--bitrate")
+    n_levels = codec.levels_for_bitrate(bitrate) if bitrate is not None else (levels or 8)
     if not 1 <= n_levels <= codec.config.levels:
         raise UsageError(f"must be between 1 and {codec.config.levels}", "--levels")
     codec_attrs = codec.describe(n_levels)
 
     sources = list(expand_audio_inputs(inputs or ["-"]))
     progress = AudioProgress(reporter, len(sources), "encoding")
-    pending: list = []
-    last_flush = [time.monotonic()]
-
-    def flush() -> None:
-        last_flush[0] = time.monotonic()
-        if pending:
-            sink.write(Batch.tokens(
-                codec_attrs, "encode",
-                source=[s.source for s in pending for _ in s.channels],
-                channel=[ch for s in pending for ch in range(len(s.channels))],
-                sample_rate=[s.sample_rate for s in pending for _ in s.channels],
-                duration=[s.duration for s in pending for _ in s.channels],
-                content_hash=[h for s in pending for h in s.hashes],
-                codes=[c for s in pending for c in s.channels],
-            ))
-            pending.clear()
 
     def work(source):
         if isinstance(source, InputError):
@@ -104,6 +82,7 @@ def encode(
         elif record["status"] == "ok":
             reporter.detail(f"{record['source']}: {record['channels']} ch, {record['duration_s']:.2f} s")
 
+    batcher = TokenBatcher(sink, codec_attrs)
     ok = 0
     with sink, ThreadPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(work, sources) if jobs > 1 else map(work, sources):
@@ -113,18 +92,14 @@ def encode(
                 progress.advance(0.0)
                 continue
             ok += 1
-            pending.append(result)
+            batcher.add(result)
             progress.advance(result.duration)
             report({"source": result.source, "status": "ok", "channels": len(result.channels),
                     "duration_s": round(result.duration, 6), "frames": len(result.channels[0])})
-            if (sum(len(c) for s in pending for c in s.channels) >= BATCH_FRAMES
-                    or sum(len(s.channels) for s in pending) >= BATCH_ITEMS
-                    or time.monotonic() - last_flush[0] >= BATCH_SECONDS):
-                flush()
         if ok == 0:
             sink.abort()
         else:
-            flush()
+            batcher.flush()
     progress.close()
     failed = reporter.failures
     summary = (f"encoded {ok} of {len(sources)} inputs ({format_hours(progress.audio_seconds)}) at "

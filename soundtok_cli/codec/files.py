@@ -7,6 +7,7 @@ of one source and a few seconds of audio, whatever the length of the file.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -46,6 +47,48 @@ def encode_audio(codec, reader: AudioReader, levels: int) -> EncodedSource:
         channels=[np.concatenate(c) for c in codes],
         hashes=[h.hexdigest() for h in hashers],
     )
+
+
+class TokenBatcher:
+    """Collects encoded sources into store batches and hands them to a sink.
+
+    A batch goes out after about 10 minutes of audio, 256 items or 5 s of wall time, whichever
+    comes first: memory stays bounded and a reader downstream of a pipe starts work early.
+    """
+
+    MAX_FRAMES = 75 * 600
+    MAX_ITEMS = 256
+    MAX_SECONDS = 5.0
+
+    def __init__(self, sink, codec_attrs: dict, command: str = "encode"):
+        self.sink, self.codec_attrs, self.command = sink, codec_attrs, command
+        self.pending: list[EncodedSource] = []
+        self.last_flush = time.monotonic()
+
+    def add(self, encoded: EncodedSource) -> None:
+        self.pending.append(encoded)
+        frames = sum(len(c) for s in self.pending for c in s.channels)
+        items = sum(len(s.channels) for s in self.pending)
+        if frames >= self.MAX_FRAMES or items >= self.MAX_ITEMS or time.monotonic() - self.last_flush >= self.MAX_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        from soundtok_cli.io.store import Batch
+
+        self.last_flush = time.monotonic()
+        if not self.pending:
+            return
+        items = [(s, ch) for s in self.pending for ch in range(len(s.channels))]
+        self.sink.write(Batch.tokens(
+            self.codec_attrs, self.command,
+            source=[s.source for s, _ in items],
+            channel=[ch for _, ch in items],
+            sample_rate=[s.sample_rate for s, _ in items],
+            duration=[s.duration for s, _ in items],
+            content_hash=[s.hashes[ch] for s, ch in items],
+            codes=[s.channels[ch] for s, ch in items],
+        ))
+        self.pending.clear()
 
 
 @dataclass
