@@ -46,7 +46,9 @@ ITEM_CHUNK = 1 << 16
 CHUNK_BYTES = 1 << 20
 ZSTD_LEVEL = 3
 
-STR = np.dtypes.StringDType()
+# Strings in memory: numpy's variable-width StringDType (what zarr returns for its "string" data
+# type); object arrays of str on numpy 1.x.
+STR = np.dtypes.StringDType() if hasattr(np.dtypes, "StringDType") else np.dtype(object)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,13 +255,13 @@ class Batch:
         lengths = np.array([len(p) for p in parts], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(parts) else lengths
         items = {
-            "source": _as_field(list(source), STR),
+            "source": _as_field([str(s) for s in source], STR),
             "channel": _as_field(list(channel), np.int32),
             "start": starts,
             "length": lengths,
             "sample_rate": _as_field(list(sample_rate), np.int32),
             "duration": _as_field(list(duration), np.float64),
-            "content_hash": _as_field(list(content_hash), STR),
+            "content_hash": _as_field([str(h) for h in content_hash], STR),
         }
         all_codes = np.concatenate(parts) if parts else np.zeros((0, levels), np.uint16)
         batch = cls(make_attrs("tokens", codec, command), items, {"codes": all_codes})
