@@ -41,7 +41,7 @@ def encode(
     from soundtok_cli.codec.files import TokenBatcher, encode_audio
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.audio import open_audio
-    from soundtok_cli.io.inputs import expand_audio_inputs
+    from soundtok_cli.io.inputs import expand_audio_inputs, refuse_binary_to_terminal
     from soundtok_cli.io.sink import open_sink
     from soundtok_cli.models.registry import load_codec
     from soundtok_cli.progress import AudioProgress, format_hours
@@ -54,7 +54,8 @@ def encode(
         raise UsageError("must be at least 1", "--jobs")
     if report_format not in ("text", "json"):
         raise UsageError(f"unknown format '{report_format}' (text or json)", "--format")
-    sink = open_sink(output)
+    if output in (None, "-"):
+        refuse_binary_to_terminal("token stream")  # before the slow model load
     configure_torch_threads(jobs)
     codec = load_codec(codec_name, device)
     if bitrate is not None and bitrate <= 0:
@@ -82,6 +83,7 @@ def encode(
         elif record["status"] == "ok":
             reporter.detail(f"{record['source']}: {record['channels']} ch, {record['duration_s']:.2f} s")
 
+    sink = open_sink(output)  # only now: a file sink makes its temporary at once, `with` removes it
     batcher = TokenBatcher(sink, codec_attrs)
     ok = 0
     with sink, ThreadPoolExecutor(max_workers=jobs) as pool:
