@@ -254,3 +254,36 @@ def test_build_resumes_after_interruption(tmp_path):
     (out / "done.txt").write_text("")
     corpus.build(cfg)
     assert len(corpus.read_index(out / "train" / "index.tsv")) == n
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_ffmpeg_fallback_for_formats_libsndfile_cannot_read(tmp_path):
+    path = tmp_path / "tone.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=0.5",
+                    "-c:a", "aac", str(path)], check=True)
+    y = corpus.load_clip(path.read_bytes(), path.name)
+    assert y is not None and abs(len(y) - SR // 2) < SR // 20
+    assert 0.05 < np.max(np.abs(y)) <= 1.0
+
+
+def test_cli_stats_and_demo_library(tmp_path, capsys):
+    from soundtok_cli.data.__main__ import main
+
+    w = corpus.ShardWriter(tmp_path / "c" / "train")
+    w.add(np.ones(SR * 36, np.int16), "synth", "synth:x:0", "x")
+    w.flush()
+    assert main(["stats", str(tmp_path / "c")]) == 0
+    assert "train: 0.01 h (synth 0.01 h)" in capsys.readouterr().out
+    assert main(["demo-library", str(tmp_path / "demo")]) == 0
+    assert len(list((tmp_path / "demo").glob("*.wav"))) + len(list((tmp_path / "demo").glob("*.flac"))) >= 8
+
+
+def test_units_are_marked_done_only_when_on_disk(tmp_path):
+    writers = {"train": corpus.ShardWriter(tmp_path / "train", shard_bytes=2000)}
+    log = corpus.DoneLog(tmp_path, writers)
+    writers["train"].add(np.ones(100, np.int16), "sfx", "a:1", "x")
+    log.finished("pkg:a")
+    assert corpus.read_done(tmp_path) == set()
+    writers["train"].add(np.ones(1000, np.int16), "sfx", "b:1", "x")  # fills the shard: flushed
+    log.finished("pkg:b")
+    assert corpus.read_done(tmp_path) == {"pkg:a", "pkg:b"}

@@ -269,6 +269,8 @@ class ShardWriter:
         self.buf: list[np.ndarray] = []
         self.rows: list[tuple[int, int, str, str, str]] = []
         self.n = 0
+        self.added = 0     # clips added by this writer
+        self.flushed = 0   # clips of those that are on disk
 
     def add(self, x: np.ndarray, kind: str, source: str, caption: str) -> None:
         x = np.asarray(x)
@@ -277,6 +279,7 @@ class ShardWriter:
         self.buf.append(x)
         self.rows.append((self.n, len(x), kind, _clean_field(source), _clean_field(caption)))
         self.n += len(x)
+        self.added += 1
         if self.n >= self.shard_samples:
             self.flush()
 
@@ -294,6 +297,7 @@ class ShardWriter:
         with open(self.index_path, "a", encoding="utf-8") as fh:
             fh.write(lines)
         self.next_id += 1
+        self.flushed += len(self.rows)
         self.buf, self.rows, self.n = [], [], 0
 
 
@@ -316,6 +320,27 @@ def read_done(out: Path) -> set[str]:
 def mark_done(out: Path, unit: str) -> None:
     with open(out / "done.txt", "a") as fh:
         fh.write(unit + "\n")
+
+
+class DoneLog:
+    """Marks a unit done only once all of its clips are in shards on disk."""
+
+    def __init__(self, out: Path, writers: dict[str, "ShardWriter"]):
+        self.out, self.writers = out, writers
+        self.pending: list[tuple[str, dict[str, int]]] = []
+
+    def finished(self, unit: str) -> None:
+        self.pending.append((unit, {s: w.added for s, w in self.writers.items()}))
+        self.sync()
+
+    def sync(self) -> None:
+        keep = []
+        for unit, need in self.pending:
+            if all(self.writers[s].flushed >= n for s, n in need.items()):
+                mark_done(self.out, unit)
+            else:
+                keep.append((unit, need))
+        self.pending = keep
 
 
 def write_wav(path: Path, x: np.ndarray, sr: int = SAMPLE_RATE) -> None:
@@ -797,6 +822,7 @@ def build(cfg: Config) -> dict[str, dict[str, float]]:
     done = read_done(out)
     have = indexed_sources(out)
     writers = {s: ShardWriter(out / s, cfg.shard_bytes) for s in ("train", "heldout")}
+    done_log = DoneLog(out, writers)
 
     by_pkg = read_manifest(cfg.manifest) if cfg.manifest and Path(cfg.manifest).exists() else OrderedDict()
     if cfg.packages is not None:
@@ -834,7 +860,7 @@ def build(cfg: Config) -> dict[str, dict[str, float]]:
                 if cfg.download_only:
                     continue
                 _process_package(pkg, root, by_pkg[pkg], pool, writers, out, have)
-                mark_done(out, f"pkg:{pkg}")
+                done_log.finished(f"pkg:{pkg}")
         if cfg.download_only:
             return stats(out)
         # generated audio: units of GEN_UNIT_S seconds
@@ -855,11 +881,12 @@ def build(cfg: Config) -> dict[str, dict[str, float]]:
             for x, kind, source, caption in clips:
                 if source not in have:
                     writers["train"].add(x, kind, source, caption)
-            mark_done(out, f"gen:{unit}")
+            done_log.finished(f"gen:{unit}")
             log(f"{unit}: {len(clips)} clips")
     finally:
         for w in writers.values():
             w.flush()
+        done_log.sync()
         if pool is not None:
             pool.close()
             pool.join()

@@ -342,7 +342,7 @@ _SURFACES = {
     # surface: (low cut, high cut, body resonances, decay s, noise/gravel amount)
     "wood": (80, 6000, [180, 420, 950], 0.05, 0.2),
     "concrete": (100, 9000, [], 0.02, 0.3),
-    "gravel": (300, 16000, [], 0.06, 1.0),
+    "gravel": (300, 16000, [], 0.045, 1.0),
     "snow": (500, 12000, [], 0.09, 0.8),
 }
 
@@ -432,9 +432,10 @@ def bell(rng: np.random.Generator, sample_rate: int, duration: float, kind: str 
             amps = rng.uniform(0.3, 1.0, len(ratios)) / (np.arange(len(ratios)) + 1) ** 0.5
             taus = base_tau / (ratios / ratios.min()) ** 0.6
             ev = _partials(tt, f0 * ratios, amps, taus, sample_rate, rng)
-            strike_n = min(len(tt), int(0.01 * sample_rate))
-            if strike_n > 0:
-                ev[:strike_n] += 0.3 * white(rng, strike_n) * np.linspace(1, 0, strike_n)
+            strike_n = min(len(tt), int(0.02 * sample_rate))
+            if strike_n > 16:  # the clapper's short metallic click
+                click = white(rng, strike_n) * _decay(strike_n, sample_rate, 0.002, 0.0)
+                ev[:strike_n] += 0.15 * _filter(click, sample_rate, lo=1000, hi=10000, order=1)
             _add(out, ev, pos)
         cap = {"church bell": "a church bell ringing", "small bell": "a small bell ringing",
                "singing bowl": "a singing bowl resonating"}[kind]
