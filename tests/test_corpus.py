@@ -287,3 +287,19 @@ def test_units_are_marked_done_only_when_on_disk(tmp_path):
     writers["train"].add(np.ones(1000, np.int16), "sfx", "b:1", "x")  # fills the shard: flushed
     log.finished("pkg:b")
     assert corpus.read_done(tmp_path) == {"pkg:a", "pkg:b"}
+
+
+def test_recaption_and_lock(tmp_path):
+    manifest, pkgs, debs, rows = _make_fake_packages(tmp_path)
+    out = tmp_path / "corpus"
+    cfg = corpus.Config(out=out, manifest=manifest, cache_dir=debs, pkgs_dir=pkgs, speech_min=0, music_min=0,
+                        synth_min=0, jobs=1, packages=["fake-data"])
+    corpus.build(cfg)
+    index = out / "train" / "index.tsv"
+    text = index.read_text()
+    index.write_text(text.replace("\tcattle\n", "\told caption\n"))
+    assert corpus.recaption(out, manifest) == 1
+    assert index.read_text() == text
+    with corpus.corpus_lock(out):
+        with pytest.raises(RuntimeError, match="another corpus build"):
+            corpus.build(cfg)

@@ -38,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("stats", help="hours per split and kind of a corpus")
     s.add_argument("out", type=Path, nargs="?", default=Path("corpus"))
 
+    r = sub.add_parser("recaption", help="re-derive the captions of manifest recordings in a corpus")
+    r.add_argument("out", type=Path, nargs="?", default=Path("corpus"))
+    r.add_argument("--manifest", type=Path, default=corpus.DEFAULT_MANIFEST)
+
     args = ap.parse_args(argv)
     if args.cmd == "corpus":
         cfg = corpus.Config(
@@ -55,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
 
         for p in demo_library(args.out_dir, sample_rate=args.sample_rate):
             print(p)
+        return 0
+    if args.cmd == "recaption":
+        print(f"{corpus.recaption(args.out, args.manifest)} captions changed")
         return 0
     if args.cmd == "stats":
         sys.stdout.write(corpus.format_stats(corpus.stats(args.out)))

@@ -26,7 +26,7 @@ LANGUAGES = {
 UNINFORMATIVE = {
     "", "sound", "sounds", "sfx", "snd", "audio", "data", "misc", "other", "extra", "music", "musics",
     "default", "classic", "voices", "voice", "samples", "wav", "ogg", "effects", "media", "stereo",
-    "mono", "tutorial", "actor", "global", "interface", "common", "general", "res", "fx",
+    "mono", "actor", "global", "interface", "common", "general", "res", "fx",
 }
 
 # noisy folder names with a clearer meaning
@@ -37,7 +37,14 @@ FOLDER_MAP = {
     "water_sounds": "water", "woodcutting": "woodcutting", "vehicle": "vehicle", "countdown": "countdown voice",
     "digits": "spoken number", "letters": "spoken letter", "phonetic": "spoken phonetic alphabet word",
     "building": "building", "cmndrvoc": "commander voice", "vtoltalk": "pilot radio voice",
+    "animals": "animal", "missmesg": "mission voice message", "coltive": "collective voice message",
+    "tutorial": "tutorial voice narration", "console": "game console voice message",
 }
+# folders whose file names are only codes (warzone2100 "pcv625", "tut49", "col012a")
+CODE_NAMED_FOLDERS = {"missmesg", "coltive", "tutorial", "console", "cmndrvoc", "vtoltalk", "extra"}
+_CODE_NAME = re.compile(r"^[A-Za-z]{1,4}\d+[a-z]?$")
+# megaglest-style unit sounds: "<unit>_ack3", "<unit>_select2" are the unit's voice responses
+_VOICE_RESPONSES = {"acknowledgement": "voice acknowledgement", "select": "voice response when selected"}
 
 # per-package prefixes where the package says what kind of sound everything is
 PACKAGE_HINTS = {
@@ -100,6 +107,14 @@ def clean_label(label_text: str, kind: str, pkg: str = "") -> str:
         return f"music, \"{title}\"" if title else "music"
 
     # sound effects
+    suffix = ""
+    if _CODE_NAME.match(name.strip()) and (folder_key in CODE_NAMED_FOLDERS or pkg == "warzone2100-data"):
+        if pkg == "warzone2100-data" and name.lower().startswith("pcv") and folder_key not in FOLDER_MAP:
+            return "game voice message"
+        name_words = []
+    if len(name_words) >= 2 and name_words[-1] in _VOICE_RESPONSES:
+        suffix = _VOICE_RESPONSES[name_words[-1]]
+        name_words = name_words[:-1]
     parts: list[str] = []
     if folder_key in FOLDER_MAP:
         parts.extend(FOLDER_MAP[folder_key].split())
@@ -111,9 +126,9 @@ def clean_label(label_text: str, kind: str, pkg: str = "") -> str:
     else:
         parts += [w for w in words if w not in parts]
     # the folder word is redundant if the name already says it ("animal cattle" -> "cattle")
-    if folder_key in ("animal", "fauna") and len(parts) > 1:
+    if folder_key in ("animal", "animals", "fauna") and len(parts) > 1:
         parts = parts[1:]
-    caption = " ".join(_dedupe(parts))
+    caption = " ".join(_dedupe(parts) + ([suffix] if suffix else []))
     if hint:
         if pkg == "bucklespring-data":
             return hint + (" release" if name.endswith("-1") else " press")

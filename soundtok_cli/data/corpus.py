@@ -17,7 +17,9 @@ already appears in an index are skipped, so an interrupted run can simply be sta
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import os
@@ -814,7 +816,60 @@ def _imap(pool, fn: Callable, items: Iterable, chunksize: int = 4) -> Iterator:
     return pool.imap(fn, items, chunksize=chunksize)
 
 
+@contextlib.contextmanager
+def corpus_lock(out: Path):
+    """Exclusive lock on a corpus directory (one builder or recaption at a time)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"another corpus build is using {out}") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def recaption(out: str | Path, manifest: str | Path) -> int:
+    """Re-derive the captions of manifest recordings in the indexes (after caption rules change).
+
+    Rows of generated audio keep their captions.  Indexes are rewritten atomically; returns the
+    number of captions that changed.
+    """
+    out = Path(out)
+    labels = {f"{r.pkg}:{r.path}": captions_mod.clean_label(r.label_text, r.kind, r.pkg)
+              for rows in read_manifest(manifest).values() for r in rows}
+    changed = 0
+    with corpus_lock(out):
+        targets = [(out / s / "index.tsv", "source") for s in ("train", "heldout")]
+        targets.append((out / "heldout" / "clips" / "clips.tsv", "source"))
+        for path, key in targets:
+            if not path.exists():
+                continue
+            with open(path, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+                fields = reader.fieldnames or []
+                rows = list(reader)
+            for r in rows:
+                new = labels.get(r[key])
+                if new is not None and new != r["caption"]:
+                    r["caption"] = _clean_field(new)
+                    changed += 1
+            tmp = path.with_name(f".{path.name}.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write("\t".join(fields) + "\n")
+                fh.writelines("\t".join(r[f] for f in fields) + "\n" for r in rows)
+            os.replace(tmp, path)
+    return changed
+
+
 def build(cfg: Config) -> dict[str, dict[str, float]]:
+    with corpus_lock(Path(cfg.out)):
+        return _build(cfg)
+
+
+def _build(cfg: Config) -> dict[str, dict[str, float]]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     cache_dir, pkgs_dir = Path(cfg.cache_dir), Path(cfg.pkgs_dir)
