@@ -1,0 +1,169 @@
+# soundtok: install, demo, test, bench, man pages, training.
+#
+#   make demo          a fresh machine: venv, install, encode/decode a small demo library
+#   make test          the fast test suite (make test-slow: the long checks)
+#   make man           regenerate man/ from the CLI (tests fail while man/ is stale)
+#   make completion    shell completion scripts in completions/
+#   make corpus        build (or extend) the training corpus in corpus/
+#   make train-codec   train the codec (resumable) and export the shipped weights
+#   make bench         codec quality and speed tables (bench/results/*.json)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -e -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.soundtok-installed
+BENCH_STAMP := $(VENV)/.soundtok-bench-installed
+CORPUS ?= corpus
+CHECKPOINTS ?= checkpoints/codec
+WEIGHTS := soundtok_cli/models/soundtok-codec-v1.safetensors
+DEMO ?= demo
+
+# Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
+DEBIAN_TOOLS := sox:sox ffmpeg:ffmpeg opusenc:opus-tools espeak-ng:espeak-ng fluidsynth:fluidsynth \
+	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm
+
+.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec \
+	completion clean-demo
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+# ---------------------------------------------------------------------------------------------
+# Install: a virtual environment with the package (editable) and the test tools. The stamp file
+# makes a second `make test` skip it; editing pyproject.toml reinstalls.
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory debian-tools
+	@test -x $(BIN)/python || { echo "creating $(VENV) with $(PYTHON) -m venv"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install --progress-bar off -e '.[test]'
+	@touch $@
+
+install-bench: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --progress-bar off -e '.[test,bench]'
+	@touch $@
+
+# Installs what is missing with apt-get when we are root; otherwise says what is missing (the
+# tests that need a tool skip without it).
+debian-tools:
+	@missing=""; \
+	for pair in $(DEBIAN_TOOLS); do \
+	  tool=$${pair%%:*}; package=$${pair##*:}; \
+	  if [ "$${tool#/}" != "$$tool" ]; then test -e "$$tool" || missing="$$missing $$package"; \
+	  else command -v "$$tool" >/dev/null 2>&1 || missing="$$missing $$package"; fi; \
+	done; \
+	if [ ! -x $(BIN)/python ] && ! $(PYTHON) -c 'import ensurepip' >/dev/null 2>&1; then \
+	  missing="$$missing python3-venv"; fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing \
+	    || echo "warning: apt-get could not install$$missing; tests that need them will skip"; \
+	else \
+	  echo "note: not root (or no apt-get), not installing:$$missing; tests that need them will skip"; \
+	fi
+
+# ---------------------------------------------------------------------------------------------
+# Demo: a small library made with soundtok's own synthesis, encoded through a pipe, described,
+# and one sound decoded back. Everything lands in $(DEMO)/ (ignored by git).
+
+export DEMO_SUMMARY
+define DEMO_SUMMARY
+import os, sys
+import soundfile as sf
+from soundtok_cli.io.store import summarize
+from soundtok_cli.io.stream import read_batches
+
+demo, one, back = sys.argv[1:4]
+library, store = os.path.join(demo, "library"), os.path.join(demo, "library.zarr.zip")
+files = [line.strip() for line in open(os.path.join(demo, "files.txt")) if line.strip()]
+seconds = sum(sf.info(f).duration for f in files)
+audio_bytes = sum(os.path.getsize(f) for f in files)
+s = summarize(read_batches(store), store)
+a, b = sf.info(one), sf.info(back)
+kb = lambda n: f"{n / 1024:.0f} KB"
+print()
+print("What the demo did:")
+print(f"  1. Made {len(files)} sounds with soundtok's own synthesis in {library}/")
+print(f"     ({', '.join(os.path.basename(f) for f in files)}): {seconds:.1f} s of audio, {kb(audio_bytes)}.")
+print(f"  2. Encoded them through a pipe into {store}: {s['items']} items (one per channel) from")
+print(f"     {s['sources']} files, {s['levels']} levels of {s['codebook_size']} codes at {s['frame_rate']:g} frames/s"
+      f" = {s['bitrate_kbps']:.2f} kbps, {kb(os.path.getsize(store))} in all.")
+print(f"  3. Decoded {one} back through a pipe to {back}:")
+print(f"     {b.channels} channel(s), {b.samplerate} Hz, {b.frames} samples"
+      f" (the original: {a.channels}, {a.samplerate} Hz, {a.frames}).")
+print()
+print("Try next:")
+print(f"  soundtok decode {store} -o '{demo}/decoded/{{stem}}.wav'   # every file back")
+print(f"  soundtok encode --bitrate 1.5 {one} | soundtok decode -o {demo}/low.wav")
+print("  man -l man/soundtok.1")
+endef
+
+demo: install
+	@rm -rf $(DEMO)/library $(DEMO)/library.zarr.zip $(DEMO)/decoded $(DEMO)/files.txt
+	@mkdir -p $(DEMO)/decoded
+	@echo "== 1. A demo library: python -m soundtok_cli.data demo-library $(DEMO)/library"
+	@$(BIN)/python -m soundtok_cli.data demo-library $(DEMO)/library > $(DEMO)/files.txt
+	@sed 's/^/   /' $(DEMO)/files.txt
+	@echo "== 2. Encode through a pipe: soundtok encode $(DEMO)/library | soundtok cat -o $(DEMO)/library.zarr.zip"
+	@$(BIN)/soundtok encode $(DEMO)/library | $(BIN)/soundtok cat -o $(DEMO)/library.zarr.zip
+	@echo "== 3. What the store holds: soundtok info $(DEMO)/library.zarr.zip"
+	@$(BIN)/soundtok info $(DEMO)/library.zarr.zip
+	@one=$$(head -n 1 $(DEMO)/files.txt); back=$(DEMO)/decoded/$$(basename "$${one%.*}").wav; \
+	echo "== 4. One file there and back: soundtok encode $$one | soundtok decode -o $$back"; \
+	$(BIN)/soundtok encode -q "$$one" | $(BIN)/soundtok decode -o "$$back"; \
+	$(BIN)/python -c "$$DEMO_SUMMARY" $(DEMO) "$$one" "$$back"
+
+clean-demo:
+	rm -rf $(DEMO)
+
+# ---------------------------------------------------------------------------------------------
+# Tests
+
+test: install
+	$(BIN)/pytest -q
+
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
+# ---------------------------------------------------------------------------------------------
+# Documentation and shell completion
+
+man: install
+	$(BIN)/python -m soundtok_cli.manpages man
+
+# typer prints each shell's script when _SOUNDTOK_COMPLETE=source_<shell> is set.
+completion: install
+	@mkdir -p completions
+	_SOUNDTOK_COMPLETE=source_bash $(BIN)/soundtok | sed '/./,$$!d' > completions/soundtok.bash.tmp
+	_SOUNDTOK_COMPLETE=source_zsh $(BIN)/soundtok | sed '/./,$$!d' > completions/_soundtok.tmp
+	_SOUNDTOK_COMPLETE=source_fish $(BIN)/soundtok | sed '/./,$$!d' > completions/soundtok.fish.tmp
+	@for f in soundtok.bash _soundtok soundtok.fish; do mv completions/$$f.tmp completions/$$f; done
+	@echo "wrote completions/soundtok.bash, completions/_soundtok (zsh), completions/soundtok.fish"
+
+# ---------------------------------------------------------------------------------------------
+# Training data, training, benchmarks
+
+# `make corpus` always runs the builder: it is resumable and extends what is there.
+corpus: install
+	$(BIN)/python -m soundtok_cli.data corpus --out $(CORPUS)
+
+# Targets that need a corpus build one only when none has finished yet.
+$(CORPUS)/READY: | $(STAMP)
+	$(BIN)/python -m soundtok_cli.data corpus --out $(CORPUS)
+
+train-codec: install $(CORPUS)/READY
+	$(BIN)/python -m soundtok_cli.train.codec --corpus $(CORPUS) --checkpoints $(CHECKPOINTS)
+	$(BIN)/python -m soundtok_cli.train.export $(CHECKPOINTS)/latest.pt $(WEIGHTS)
+
+bench: install-bench $(CORPUS)/READY
+	$(BIN)/python -m bench.codec_quality --clips $(CORPUS)/heldout/clips
+	$(BIN)/python -m bench.codec_speed
