@@ -56,9 +56,8 @@ def decode(
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.audio import AudioWriter
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
-    from soundtok_cli.io.store import model_label
     from soundtok_cli.io.stream import read_batches
-    from soundtok_cli.models.registry import load_codec
+    from soundtok_cli.models.registry import codec_for_store
     from soundtok_cli.progress import AudioProgress, format_hours
     from soundtok_cli.threads import configure_torch_threads
 
@@ -90,10 +89,7 @@ def decode(
             if not templated and (following is not None or index > 0):
                 raise UsageError(f"{output} is one file but the store holds several sources; use a template such as 'out/{{stem}}.wav'", "-o")
             if codec is None:
-                codec = load_codec(group.attrs["codec"]["name"], device)
-                ours = codec.describe(group.attrs["codec"]["levels"])
-                if ours["weights_sha256"] != group.attrs["codec"]["weights_sha256"] or ours["version"] != group.attrs["codec"]["version"]:
-                    raise InputError(f"made with {model_label(group.attrs)}, but this soundtok has {model_label({'kind': 'tokens', 'codec': ours})}", store or "-")
+                codec = codec_for_store(group.attrs, device, store or "-")
             try:
                 path = output_path(output, group.source, index, audio_format) if templated else output
                 if path in written:

@@ -98,3 +98,22 @@ def describe_all() -> list[dict]:
 
 def dumps(entries: list[dict]) -> str:
     return "\n".join(json.dumps(e) for e in entries)
+
+
+def codec_for_store(attrs: dict, device: str = "auto", subject: str | None = None):
+    """The built-in codec that made a tokens store; refuses a store made with other weights,
+    naming both versions."""
+    from soundtok_cli.errors import InputError
+    from soundtok_cli.io.store import model_label
+
+    wanted = attrs["codec"]
+    try:
+        entry = find(wanted["name"])
+    except UsageError:
+        raise InputError(f"made with {model_label(attrs)}, which this soundtok does not have", subject) from None
+    codec = load_codec(entry.name, device)
+    ours = codec.describe(wanted["levels"])
+    if (ours["version"], ours["weights_sha256"]) != (wanted["version"], wanted["weights_sha256"]):
+        theirs = model_label({"kind": "tokens", "codec": ours})
+        raise InputError(f"made with {model_label(attrs)}, but this soundtok has {theirs}", subject)
+    return codec
