@@ -71,11 +71,14 @@ def _root():
 
     from soundtok_cli.app import app
 
-    group = typer.main.get_command(app)
-    context_class = getattr(group, "context_class", None)
-    if context_class is None:  # pragma: no cover - every click Command has one
-        from click import Context as context_class
-    ctx = context_class(group, info_name=PROG, **(group.context_settings or {}))
+    # typer words its completion options differently when this (test) variable is set
+    saved = os.environ.pop("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", None)
+    try:
+        group = typer.main.get_command(app)
+    finally:
+        if saved is not None:
+            os.environ["_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"] = saved
+    ctx = group.context_class(group, info_name=PROG, **(group.context_settings or {}))
     return group, ctx
 
 
