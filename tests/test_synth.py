@@ -94,3 +94,11 @@ def test_demo_library(tmp_path):
     again = synth.demo_library(tmp_path / "again")
     for a, b in zip(paths, again):
         assert np.array_equal(sf.read(str(a))[0], sf.read(str(b))[0])
+
+
+def test_outdoor_sounds_are_not_put_in_rooms():
+    outdoor = ("rain", "wind", "thunder", "ocean", "bird", "siren")
+    for seed in range(200):
+        _, cap = synth.random_sound(np.random.default_rng(seed), 8000, 0.3)
+        if any(w in cap for w in outdoor):
+            assert "small room" not in cap and "large hall" not in cap, cap

@@ -741,6 +741,8 @@ GENERATORS: dict[str, Callable[..., Sound]] = {
 NOISE_BASED = ("rain", "fire", "whoosh", "surf", "footsteps", "drums")
 # plausible background beds for mixing ("<fg> with <bg>")
 _BEDS = ("rain", "wind", "surf", "fire", "hum", "noise_bed", "birdsong")
+# sounds that happen outdoors: never placed "in a small room" or "in a large hall"
+_OUTDOOR = ("rain", "wind", "thunder", "surf", "birdsong", "siren")
 
 
 def random_sound(rng: np.random.Generator, sample_rate: int = 48000, duration: float = 4.0) -> Sound:
@@ -750,8 +752,10 @@ def random_sound(rng: np.random.Generator, sample_rate: int = 48000, duration: f
     x, cap = GENERATORS[name](rng, sample_rate, duration)
     x = x.astype(np.float64)
     # sometimes mix in a background bed at a lower level
+    mixed_outdoor = False
     if rng.random() < 0.25:
         bg_name = rng.choice([b for b in _BEDS if b != name])
+        mixed_outdoor = bg_name in _OUTDOOR
         bg, bg_cap = GENERATORS[bg_name](rng, sample_rate, duration)
         rel_db = rng.uniform(-20, -4)
         x = x + bg.astype(np.float64) * 10 ** (rel_db / 20)
@@ -762,7 +766,7 @@ def random_sound(rng: np.random.Generator, sample_rate: int = 48000, duration: f
         x = _filter(x, sample_rate, hi=rng.uniform(1500, 4000), order=1)
         x = reverb(rng, x, sample_rate, rng.uniform(1.0, 2.5), wet=0.5)
         cap = f"{cap}, far away"
-    elif r < 0.35:
+    elif r < 0.35 and name not in _OUTDOOR and not mixed_outdoor:
         space = rng.choice(["small room", "large hall"])
         rt = rng.uniform(0.2, 0.6) if space == "small room" else rng.uniform(1.5, 3.5)
         x = reverb(rng, x, sample_rate, rt, wet=rng.uniform(0.2, 0.5))
