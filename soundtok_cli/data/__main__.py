@@ -43,6 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--manifest", type=Path, default=corpus.DEFAULT_MANIFEST)
 
     args = ap.parse_args(argv)
+    try:
+        return _run(args)
+    except RuntimeError as e:  # a locked corpus, a failed tool: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import corpus
+
     if args.cmd == "corpus":
         cfg = corpus.Config(
             out=args.out, manifest=args.manifest, cache_dir=args.cache_dir, pkgs_dir=args.pkgs_dir,
