@@ -144,7 +144,8 @@ def model_label(attrs: Mapping[str, Any]) -> str:
     key = spec.model_key if spec else "codec"
     model = attrs.get(key) or {}
     sha = str(model.get("weights_sha256", ""))[:12] or "?"
-    return f"{key} {model.get('name', '?')} {model.get('version', '?')} (weights {sha})"
+    levels = f", {model['levels']} levels" if "levels" in model else ""
+    return f"{key} {model.get('name', '?')} {model.get('version', '?')} (weights {sha}{levels})"
 
 
 def _identity(attrs: Mapping[str, Any]) -> tuple:
@@ -715,7 +716,7 @@ def summarize(batches: Iterable[Batch], source: str) -> dict[str, Any]:
     attrs: dict[str, Any] | None = None
     items = frames = 0
     duration = 0.0
-    sources: set[str] = set()
+    sources = 0
     rates: set[int] = set()
     for batch in batches:
         if attrs is None:
@@ -723,10 +724,12 @@ def summarize(batches: Iterable[Batch], source: str) -> dict[str, Any]:
         items += len(batch)
         frames += batch.frames
         if len(batch):
-            if "source" in batch.items:
-                sources.update(str(s) for s in np.unique(batch.items["source"]).tolist())
+            # A source's channels are items of their own: count each source once, by channel 0,
+            # so memory stays bounded however large the library.
+            first_channel = batch.items["channel"] == 0 if "channel" in batch.items else slice(None)
+            sources += int(np.count_nonzero(np.ones(len(batch), bool)[first_channel]))
             if "duration" in batch.items:
-                duration += float(np.sum(batch.items["duration"], dtype=np.float64))
+                duration += float(np.sum(batch.items["duration"][first_channel], dtype=np.float64))
             if "sample_rate" in batch.items:
                 rates.update(int(r) for r in np.unique(batch.items["sample_rate"]))
     if attrs is None:
@@ -740,7 +743,7 @@ def summarize(batches: Iterable[Batch], source: str) -> dict[str, Any]:
         "producer": attrs.get("producer"),
         spec.model_key: model,
         "items": items,
-        "sources": len(sources),
+        "sources": sources,
         "duration_s": round(duration, 6),
         "frames": frames,
         "sample_rates": sorted(rates),
