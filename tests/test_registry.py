@@ -28,8 +28,8 @@ def test_store_from_other_weights_is_refused_naming_both_versions():
     with pytest.raises(InputError) as error:
         codec_for_store(attrs, "cpu", "old.zarr")
     message = str(error.value)
-    assert message.startswith("old.zarr: made with codec soundtok-codec 0 (weights abababababab)")
-    assert f"this soundtok has codec soundtok-codec {codec.version} (weights {codec.weights_sha256[:12]})" in message
+    assert message.startswith("old.zarr: made with codec soundtok-codec 0 (weights abababababab, 8 levels)")
+    assert f"this soundtok has codec soundtok-codec {codec.version} (weights {codec.weights_sha256[:12]}, 8 levels)" in message
     attrs["codec"]["name"] = "encodec_24khz"
     with pytest.raises(InputError, match="which this soundtok does not have"):
         codec_for_store(attrs, "cpu", "x.zarr")
