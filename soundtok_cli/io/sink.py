@@ -126,20 +126,21 @@ class DirectorySink(Sink):
         super().__init__()
         self.name = path
         self.path = path.rstrip("/") or path
-        self.tmp = _temp_sibling(self.path, "", directory=True)
+        self.tmp: str | None = None  # made on the first batch: a run that fails early leaves nothing
         self._writer: GroupWriter | None = None
 
     def _write(self, batch: Batch) -> None:
         if self._writer is None:
             from zarr.storage import LocalStore
 
+            self.tmp = _temp_sibling(self.path, "", directory=True)
             self._writer = GroupWriter(LocalStore(self.tmp))
         self._writer.append(batch)
 
     def _finish(self) -> bool:
         """Complete the temporary store; False (and nothing left behind) when it got no batch."""
         if not self.batches:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._abort()
             return False
         try:
             self._writer.finish()
@@ -159,7 +160,8 @@ class DirectorySink(Sink):
         return True
 
     def _abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _replace_dir(tmp: str, path: str) -> None:
