@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import math
 import os
 import platform
@@ -34,6 +33,7 @@ import numpy as np
 import soundfile as sf
 
 from bench import yardstick
+from bench.results import write_json
 
 KINDS = ("sfx", "speech", "music")
 HF_CUTOFF_HZ = 12000.0
@@ -200,15 +200,6 @@ def format_codebook(stats: list[dict], per_line: int = 4) -> str:
     for i in range(0, len(cells), per_line):
         lines.append("   ".join(cells[i : i + per_line]))
     return "\n".join(lines)
-
-
-def write_json(path: str, payload: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:

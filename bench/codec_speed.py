@@ -21,7 +21,6 @@ of the file and the peak over the whole file are about the same, whatever the le
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -31,6 +30,8 @@ import time
 from datetime import datetime, timezone
 
 import numpy as np
+
+from bench.results import write_json
 
 CHUNK_SECONDS = 2
 NOTE_SECONDS = 0.25
@@ -242,15 +243,6 @@ def format_report(result: dict) -> str:
                          f"{r['rss_end_mb']:>8.1f} {r['growth_mb']:>8.1f} {r['x_realtime']:>6.1f}x")
         lines.append("growth = peak - RSS after the first 10% of the file (flat memory: about 0)")
     return "\n".join(lines)
-
-
-def write_json(path: str, payload: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
