@@ -31,6 +31,8 @@ from soundtok_cli.io.audio import (
     write_audio,
 )
 
+from factories import PipeSink
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 needs_sox = pytest.mark.skipif(shutil.which("sox") is None, reason="sox not installed")
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -603,23 +605,9 @@ def test_wav_over_4_gib_is_refused(tmp_path, monkeypatch):
         audio._wav_header(1600, 1, 8000)
 
 
-class _PipeLike(io.RawIOBase):
-    """A write-only, non-seekable byte sink, like a pipe."""
-
-    def __init__(self):
-        self.data = bytearray()
-
-    def writable(self):
-        return True
-
-    def write(self, b):
-        self.data += b
-        return len(b)
-
-
 class _Stdout:
     def __init__(self, tty: bool = False):
-        self.buffer = _PipeLike()
+        self.buffer = PipeSink()
         self._tty = tty
 
     def isatty(self):

@@ -15,17 +15,11 @@ from typer.testing import CliRunner
 
 from soundtok_cli.io.sink import open_sink
 from soundtok_cli.io.store import Batch
-from soundtok_cli.io.stream import Source, read_batches, write_stream
+from soundtok_cli.io.stream import Source, read_batches
 
-CODEC = {
-    "name": "test-codec",
-    "version": "1.0",
-    "weights_sha256": "ab" * 32,
-    "sample_rate": 48000,
-    "frame_rate": 75,
-    "levels": 8,
-    "codebook_size": 1024,
-}
+from factories import codec_attrs, stream_bytes, token_batch
+
+CODEC = codec_attrs()
 
 # The full app registers every command; until all of them exist, test ours on their own.
 _MINI_APP = (
@@ -69,17 +63,16 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1")
 
 
 def make_batch(n: int = 4, seed: int = 0, codec: dict = CODEC) -> Batch:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(1, 200, n)
-    return Batch.tokens(
+    return token_batch(
+        n,
+        seed,
         codec,
-        "test",
-        source=[f"src{seed}-{i // 2}.wav" for i in range(n)],  # two channels per source
-        channel=[i % 2 for i in range(n)],
-        sample_rate=[[48000, 44100][seed % 2]] * n,
-        duration=[float(length) / 75 for length in lengths],
-        content_hash=[f"{seed}-{i}" for i in range(n)],
-        codes=[rng.integers(0, 1024, (length, 8)) for length in lengths],
+        min_len=1,
+        max_len=200,
+        source=lambda i: f"src{seed}-{i // 2}.wav",  # two channels per source
+        channel=lambda i: i % 2,
+        sample_rate=lambda i: [48000, 44100][seed % 2],
+        content_hash=lambda i: f"{seed}-{i}",
     )
 
 
@@ -88,12 +81,6 @@ def save(path, *batches: Batch) -> str:
         for batch in batches:
             sink.write(batch)
     return str(path)
-
-
-def stream_bytes(*batches: Batch) -> bytes:
-    out = io.BytesIO()
-    write_stream(batches, out)
-    return out.getvalue()
 
 
 def run(args, input=None):

@@ -26,29 +26,21 @@ from soundtok_cli.io.store import (
 )
 from soundtok_cli.io.stream import read_batches
 
-CODEC = {
-    "name": "test-codec",
-    "version": "1.0",
-    "weights_sha256": "ab" * 32,
-    "sample_rate": 48000,
-    "frame_rate": 75,
-    "levels": 8,
-    "codebook_size": 1024,
-}
+from factories import codec_attrs, token_batch
+
+CODEC = codec_attrs()
 
 
 def make_batch(n: int = 6, seed: int = 0, codec: dict = CODEC, max_len: int = 400, prefix: str = "clip") -> Batch:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(0, max_len, n)
-    return Batch.tokens(
+    return token_batch(
+        n,
+        seed,
         codec,
-        "test",
-        source=[f"{prefix}{seed}-{i // 2}.wav" for i in range(n)],
-        channel=[i % 2 for i in range(n)],
-        sample_rate=[[44100, 48000][i % 2] for i in range(n)],
-        duration=[float(length) / codec["frame_rate"] for length in lengths],
-        content_hash=[f"{seed:02d}{i:062x}" for i in range(n)],
-        codes=[rng.integers(0, codec["codebook_size"], (length, codec["levels"])) for length in lengths],
+        max_len=max_len,
+        source=lambda i: f"{prefix}{seed}-{i // 2}.wav",
+        channel=lambda i: i % 2,
+        sample_rate=lambda i: [44100, 48000][i % 2],
+        content_hash=lambda i: f"{seed:02d}{i:062x}",
     )
 
 

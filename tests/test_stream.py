@@ -25,29 +25,21 @@ from soundtok_cli.io.stream import (
     write_stream,
 )
 
-CODEC = {
-    "name": "test-codec",
-    "version": "1.0",
-    "weights_sha256": "ab" * 32,
-    "sample_rate": 48000,
-    "frame_rate": 75,
-    "levels": 4,
-    "codebook_size": 2048,
-}
+from factories import PipeSink, codec_attrs, stream_bytes, token_batch
+
+CODEC = codec_attrs(levels=4, codebook_size=2048)
 
 
 def make_batch(n: int = 5, seed: int = 0, codec: dict = CODEC, max_len: int = 300) -> Batch:
-    rng = np.random.default_rng(seed)
-    lengths = rng.integers(0, max_len, n)
-    return Batch.tokens(
+    return token_batch(
+        n,
+        seed,
         codec,
-        "test",
-        source=[f"s{seed}/{i}.flac" for i in range(n)],
-        channel=[0] * n,
-        sample_rate=[48000] * n,
-        duration=[float(length) / 75 for length in lengths],
-        content_hash=[f"h{seed}-{i}" for i in range(n)],
-        codes=[rng.integers(0, codec["codebook_size"], (length, codec["levels"])) for length in lengths],
+        max_len=max_len,
+        source=lambda i: f"s{seed}/{i}.flac",
+        channel=lambda i: 0,
+        sample_rate=lambda i: 48000,
+        content_hash=lambda i: f"h{seed}-{i}",
     )
 
 
@@ -57,12 +49,6 @@ def assert_same(a: Batch, b: Batch) -> None:
         assert a.items[name].dtype == b.items[name].dtype, name
         assert np.array_equal(a.items[name], b.items[name]), name
     assert np.array_equal(a.codes, b.codes)
-
-
-def stream_of(*batches: Batch) -> bytes:
-    out = io.BytesIO()
-    write_stream(batches, out)
-    return out.getvalue()
 
 
 def read_stream(data: bytes, **kwargs) -> list[Batch]:
@@ -104,7 +90,7 @@ def test_single_batch_saved_alone_opens_with_stock_zipstore(tmp_path):
 
     batch = make_batch(6, 1)
     path = tmp_path / "one.zarr.zip"
-    path.write_bytes(stream_of(batch))  # `soundtok cat x > one.zarr.zip` with one batch
+    path.write_bytes(stream_bytes(batch))  # `soundtok cat x > one.zarr.zip` with one batch
     store = zarr.storage.ZipStore(path, mode="r")
     group = zarr.open_group(store, mode="r")
     assert group.attrs["soundtok"]["codec"] == CODEC
@@ -119,7 +105,7 @@ def test_single_batch_saved_alone_opens_with_stock_zipstore(tmp_path):
 
 def test_stream_round_trip_from_pipe_and_file(tmp_path):
     batches = [make_batch(5, 1), make_batch(0, 2), make_batch(7, 3)]
-    data = stream_of(*batches)
+    data = stream_bytes(*batches)
     back = read_stream(data)
     assert [len(b) for b in back] == [5, 0, 7]
     for got, want in zip(back, batches):
@@ -187,7 +173,7 @@ def test_reader_gets_first_batch_before_writer_finishes(tmp_path):
 
 
 def test_truncated_stream():
-    data = stream_of(make_batch(3, 1), make_batch(3, 2))
+    data = stream_bytes(make_batch(3, 1), make_batch(3, 2))
     first_end = len(batch_archive(make_batch(3, 1)))
     for cut in [10, 40, first_end // 2, first_end - 5, first_end + 2, first_end + 100, len(data) - 1]:
         assert error_of(data[:cut]).startswith("-: truncated stream")
@@ -201,7 +187,7 @@ def test_truncated_stream():
 def test_garbage():
     assert error_of(b"") == "-: empty input: not a soundtok store or stream"
     assert error_of(os.urandom(1000).replace(b"PK", b"pk")) == "-: not a soundtok store or stream"
-    good = stream_of(make_batch(2))
+    good = stream_bytes(make_batch(2))
     assert error_of(good + b"this is not zip data").startswith("-: corrupt stream: unexpected bytes after batch 1")
     flipped = bytearray(good)
     flipped[len(flipped) // 2] ^= 0xFF  # inside a chunk: checksum mismatch
@@ -242,18 +228,7 @@ def test_unsafe_entry_names_are_refused(tmp_path, name):
 
 
 def test_data_descriptors_are_refused():
-    class Pipe(io.RawIOBase):  # not seekable: zipfile writes data descriptors
-        def __init__(self):
-            self.data = bytearray()
-
-        def writable(self):
-            return True
-
-        def write(self, b):
-            self.data += b
-            return len(b)
-
-    pipe = Pipe()
+    pipe = PipeSink()  # not seekable: zipfile writes data descriptors
     with zipfile.ZipFile(pipe, "w") as archive:
         for key, value in batch_entries(make_batch(2)).items():
             with archive.open(key, "w") as entry:
@@ -265,7 +240,7 @@ def test_oversized_entries_are_refused(monkeypatch):
     import soundtok_cli.io.stream as stream
 
     monkeypatch.setattr(stream, "MAX_ENTRY_BYTES", 1000)
-    assert "larger than" in error_of(stream_of(make_batch(5, max_len=300)))
+    assert "larger than" in error_of(stream_bytes(make_batch(5, max_len=300)))
 
 
 def test_deflated_archives_from_other_tools_are_read():
@@ -286,7 +261,7 @@ def test_wrong_kind_and_mixed_codecs_in_one_stream():
     entries["zarr.json"] = json.dumps(root).encode()
     with pytest.raises(InputError, match=r"^-: is an embeddings store, expected tokens$"):
         read_stream(archive_bytes(entries), expect_kind="tokens")
-    mixed = stream_of(make_batch(2)) + stream_of(make_batch(2, codec=dict(CODEC, version="9")))
+    mixed = stream_bytes(make_batch(2)) + stream_bytes(make_batch(2, codec=dict(CODEC, version="9")))
     with pytest.raises(InputError, match="test-codec 9"):
         read_stream(mixed)
 
@@ -296,13 +271,13 @@ def test_wrong_kind_and_mixed_codecs_in_one_stream():
 
 def test_stdin_holds_a_stream_or_a_list_of_paths(tmp_path):
     a, b = tmp_path / "a.zarr.zip", tmp_path / "b.zarr.zip"
-    a.write_bytes(stream_of(make_batch(2, 1)))
-    b.write_bytes(stream_of(make_batch(3, 2)))
+    a.write_bytes(stream_bytes(make_batch(2, 1)))
+    b.write_bytes(stream_bytes(make_batch(3, 2)))
     listing = f"{a}\n\n# a comment\n{b}\n".encode()
     sources = list(iter_sources([], stdin=io.BytesIO(listing)))
     assert [s.name for s in sources] == [str(a), str(b)]
     assert [len(x) for x in read_batches("-", stdin=io.BytesIO(listing))] == [2, 3]
-    sources = list(iter_sources(["-"], stdin=io.BytesIO(stream_of(make_batch(4)))))
+    sources = list(iter_sources(["-"], stdin=io.BytesIO(stream_bytes(make_batch(4)))))
     assert [s.name for s in sources] == ["-"]
     assert len(next(read_batches(sources[0]))) == 4
     assert list(iter_sources([], stdin=io.BytesIO(b""))) == []
@@ -329,7 +304,7 @@ def test_fsspec_urls(tmp_path):
     with fs.open("/soundtok-test/one.zarr.zip", "wb") as f:
         f.write(batch_archive(batch))
     with fs.open("/soundtok-test/two.zarr.zip", "wb") as f:
-        f.write(stream_of(make_batch(1, 1), make_batch(2, 2)))
+        f.write(stream_bytes(make_batch(1, 1), make_batch(2, 2)))
     try:
         assert_same(Batch.concat(read_batches("memory://soundtok-test/one.zarr.zip")), batch)
         assert [len(b) for b in read_batches("memory://soundtok-test/two.zarr.zip")] == [1, 2]
