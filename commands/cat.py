@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from soundtok_cli.io.store_args import StoresArgument
+
 EPILOG = """Examples:
 
   soundtok cat a.zarr b.zarr.zip -o all.zarr.zip
@@ -20,11 +22,7 @@ Exit status: 0 all inputs merged, 1 some were skipped, 2 none could be read (or 
 
 
 def cat(
-    stores: Annotated[
-        Optional[list[str]],
-        typer.Argument(help="Stores (.zarr, .zarr.zip), stream files or URLs; - or none: stdin "
-                       "(a stream, or one store path per line).", show_default=False),
-    ] = None,
+    stores: StoresArgument = None,
     output: Annotated[
         Optional[str],
         typer.Option("--output", "-o", help="x.zarr (directory), x.zarr.zip (one file) or - "

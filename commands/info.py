@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+
+from soundtok_cli.io.store_args import StoresArgument
 
 EPILOG = """Examples:
 
@@ -58,11 +60,7 @@ def _text(summary: dict) -> str:
 
 
 def info(
-    stores: Annotated[
-        Optional[list[str]],
-        typer.Argument(help="Stores (.zarr, .zarr.zip), stream files or URLs; - or none: stdin "
-                       "(a stream, or one store path per line).", show_default=False),
-    ] = None,
+    stores: StoresArgument = None,
     output_format: Annotated[
         Format, typer.Option("--format", help="text for people, json for one JSON object per store per line.")
     ] = Format.text,
