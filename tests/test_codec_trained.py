@@ -34,7 +34,7 @@ def scores():
 
 def test_decoded_sound_is_close_to_the_original(scores):
     by_level, silence = scores
-    assert by_level[8] < 0.75  # the 6 kbps default; silence scores several times worse
+    assert by_level[8] < 0.65  # the 6 kbps default (0.52 as shipped); silence scores 3.9
     assert by_level[8] < silence / 3
 
 
