@@ -118,7 +118,7 @@ def decode(
             raise
         reporter.error(error)
     progress.close()
-    reporter.note(f"decoded {decoded} sources ({format_hours(progress.audio_seconds)}) at {progress.speed:.0f}x real time"
+    reporter.note(f"decoded {decoded} source{'' if decoded == 1 else 's'} ({format_hours(progress.audio_seconds)}) at {progress.speed:.0f}x real time"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if decoded == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 
