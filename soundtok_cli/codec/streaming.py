@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from soundtok_cli.codec.grid import BlockGrid
 from soundtok_cli.codec.resample import GridResampler
 
 BLOCK_FRAMES = 300  # 4 s at 75 frames/s: context overhead of about 10-20 % per block
@@ -25,60 +26,27 @@ class StreamingEncoder:
 
     def __init__(self, codec, source_rate: int, levels: int):
         self.codec = codec
-        self.config = codec.config
         self.levels = levels
-        self.resampler = GridResampler(source_rate, self.config.sample_rate)
-        self.context = self.config.encoder_context()
-        hop = self.config.hop
-        self.margin = (self.context + 1) * hop  # samples needed beyond a block on each side
-        self.buffer = np.zeros(self.margin, dtype=np.float32)
-        self.buffer_start = -self.margin  # 48 kHz sample index of buffer[0]
-        self.next_block = 0
-        self.total = 0  # 48 kHz samples seen
+        self.hop = codec.config.hop
+        self.resampler = GridResampler(source_rate, codec.config.sample_rate)
+        self.context = codec.config.encoder_context()
+        # a block's frames need the samples of `context` more frames, plus one for the STFT window
+        self.grid = BlockGrid(BLOCK_FRAMES * self.hop, (self.context + 1) * self.hop)
 
-    def _encode_block(self, j: int, source: np.ndarray, frames: int) -> np.ndarray:
-        hop, start = self.config.hop, j * BLOCK_FRAMES * self.config.hop - self.margin - self.buffer_start
-        segment = source[start : start + BLOCK_FRAMES * hop + 2 * self.margin]
-        codes = self.codec.encode_segment(segment, self.context, self.levels)
-        return codes[:frames]
-
-    def _drain(self, final: bool) -> np.ndarray:
-        hop = self.config.hop
-        block_samples = BLOCK_FRAMES * hop
-        out = []
-        end = self.buffer_start + len(self.buffer)
-        if final:
-            total_frames = math.ceil(self.total / hop)
-            last = math.ceil(total_frames / BLOCK_FRAMES)
-            need_end = last * block_samples + self.margin
-            source = np.concatenate([self.buffer, np.zeros(max(0, need_end - end), dtype=np.float32)])
-            while self.next_block < last:
-                frames = min(BLOCK_FRAMES, total_frames - self.next_block * BLOCK_FRAMES)
-                out.append(self._encode_block(self.next_block, source, frames))
-                self.next_block += 1
-        else:
-            while (self.next_block + 1) * block_samples + self.margin <= end:
-                out.append(self._encode_block(self.next_block, self.buffer, BLOCK_FRAMES))
-                self.next_block += 1
-            keep_from = self.next_block * block_samples - self.margin - self.buffer_start
-            if keep_from > 0:
-                self.buffer = self.buffer[keep_from:]
-                self.buffer_start += keep_from
-        if not out:
-            return np.zeros((0, self.levels), dtype=np.uint16)
-        return np.concatenate(out)
-
-    def _append(self, samples: np.ndarray) -> None:
-        self.total += len(samples)
-        self.buffer = np.concatenate([self.buffer, samples])
+    def _encode(self, blocks: list[tuple[int, np.ndarray]], total_frames: int | None = None) -> np.ndarray:
+        codes = [self.codec.encode_segment(segment, self.context, self.levels) for _, segment in blocks]
+        if total_frames is not None:  # the last block stops at the end of the audio
+            codes = [c[: total_frames - k * BLOCK_FRAMES] for (k, _), c in zip(blocks, codes)]
+        return np.concatenate(codes) if codes else np.zeros((0, self.levels), dtype=np.uint16)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
-        self._append(self.resampler.push(samples))
-        return self._drain(final=False)
+        return self._encode(self.grid.push(self.resampler.push(samples)))
 
     def finish(self) -> np.ndarray:
-        self._append(self.resampler.finish())
-        return self._drain(final=True)
+        blocks = self.grid.push(self.resampler.finish())
+        total_frames = math.ceil(self.grid.total / self.hop)
+        blocks += self.grid.finish(math.ceil(total_frames / BLOCK_FRAMES))
+        return self._encode(blocks, total_frames)
 
 
 def decode_frames(codec, codes: np.ndarray, start: int = 0, end: int | None = None) -> Iterator[np.ndarray]:
