@@ -111,9 +111,8 @@ def codec_for_store(attrs: dict, device: str = "auto", subject: str | None = Non
         entry = find(wanted["name"])
     except UsageError:
         raise InputError(f"made with {model_label(attrs)}, which this soundtok does not have", subject) from None
-    codec = load_codec(entry.name, device)
-    ours = codec.describe(wanted["levels"])
-    if (ours["version"], ours["weights_sha256"]) != (wanted["version"], wanted["weights_sha256"]):
+    ours = dict(wanted, version=entry.version, weights_sha256=sha256(entry.path()))
+    if ours != wanted:  # checked before loading: the checksum is cheap, the weights are not
         theirs = model_label({"kind": "tokens", "codec": ours})
         raise InputError(f"made with {model_label(attrs)}, but this soundtok has {theirs}", subject)
-    return codec
+    return load_codec(entry.name, device)
