@@ -62,10 +62,13 @@ class KindSpec:
     item_fields: the per-item table, ``items/<name>`` -> numpy dtype (`STR` for strings); always
         includes ``start`` and ``length``, which index the payload arrays along their first axis.
     payload: payload array name -> numpy dtype.
-    trailing: attrs -> {payload name: shape after the first axis} (e.g. codes -> (levels,)).
+    trailing: attrs -> {payload name: shape after the first axis} (e.g. codes -> (levels,)); an
+        ``items/<name>`` key gives a per-item field a shape too (e.g. one embedding per item).
     model_key: the attribute naming the model that made the payload ("codec" for tokens); stores
         made by different models (name, version or weights) cannot be mixed.
     model_fields: the keys that model attribute must have.
+    item_ref: a payload array holding, for each row, the index of the item it belongs to
+        (``segments/item`` of embeddings); kept consistent when batches are split, joined or written.
     """
 
     name: str
@@ -76,6 +79,11 @@ class KindSpec:
     model_fields: tuple[str, ...]
     check_model: Callable[[Mapping[str, Any]], str | None] = lambda model: None
     value_bounds: Callable[[Mapping[str, Any]], dict[str, int]] = lambda attrs: {}
+    item_ref: str | None = None
+
+    def item_shape(self, attrs: Mapping[str, Any], name: str) -> tuple[int, ...]:
+        """Shape of one row of ``items/<name>``: () for scalar fields."""
+        return tuple(self.trailing(attrs).get(f"items/{name}", ()))
 
 
 KINDS: dict[str, KindSpec] = {}
@@ -122,6 +130,42 @@ TOKENS = KindSpec(
     value_bounds=lambda attrs: {"codes": int(attrs["codec"]["codebook_size"])},
 )
 register_kind(TOKENS)
+
+
+def _check_embedder(embedder: Mapping[str, Any]) -> str | None:
+    for key in ("dim",):
+        value = embedder.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= 65536:
+            return f"embedder.{key} must be a positive integer, not {value!r}"
+    for key in ("window", "hop"):
+        value = embedder.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+            return f"embedder.{key} must be a positive number of seconds, not {value!r}"
+    return None
+
+
+# An embeddings store: one row per segment (a window of an item) plus one vector per item, all
+# L2-normalised; items/start and items/length index the segment rows.
+EMBEDDINGS = KindSpec(
+    name="embeddings",
+    item_fields={**TOKENS.item_fields, "embedding": np.dtype("float32")},
+    payload={
+        "segments/item": np.dtype("int64"),
+        "segments/start": np.dtype("float64"),
+        "segments/end": np.dtype("float64"),
+        "embeddings": np.dtype("float32"),
+    },
+    trailing=lambda attrs: {
+        "segments/item": (), "segments/start": (), "segments/end": (),
+        "embeddings": (int(attrs["embedder"]["dim"]),),
+        "items/embedding": (int(attrs["embedder"]["dim"]),),
+    },
+    model_key="embedder",
+    model_fields=("name", "version", "weights_sha256", "dim", "window", "hop", "codec", "text"),
+    check_model=_check_embedder,
+    item_ref="segments/item",
+)
+register_kind(EMBEDDINGS)
 
 
 def make_attrs(kind: str, model: Mapping[str, Any], command: str, **extra: Any) -> dict[str, Any]:
@@ -273,7 +317,11 @@ class Batch:
     def empty(cls, attrs: Mapping[str, Any]) -> "Batch":
         spec = KINDS[attrs["kind"]]
         trailing = spec.trailing(attrs)
-        items = {name: _as_field([], dtype) for name, dtype in spec.item_fields.items()}
+        items = {
+            name: np.zeros((0,) + spec.item_shape(attrs, name), dtype=dtype) if spec.item_shape(attrs, name)
+            else _as_field([], dtype)
+            for name, dtype in spec.item_fields.items()
+        }
         arrays = {
             name: np.zeros((0,) + trailing[name], dtype=dtype) for name, dtype in spec.payload.items()
         }
@@ -307,7 +355,7 @@ class Batch:
 
     def item(self, i: int) -> dict[str, Any]:
         """Item i's row of the per-item table as plain Python values."""
-        return {name: values[i].item() if hasattr(values[i], "item") else values[i]
+        return {name: values[i].item() if values.ndim == 1 and hasattr(values[i], "item") else values[i]
                 for name, values in self.items.items()}
 
     def item_array(self, i: int, name: str = "codes") -> np.ndarray:
@@ -339,8 +387,10 @@ class Batch:
                 values = _as_field(self.items[name], dtype)
             except (TypeError, ValueError) as error:
                 raise InputError(f"items/{name}: {error}", subject) from None
-            if values.ndim != 1:
-                raise InputError(f"items/{name} must be 1-D, not {values.shape}", subject)
+            shape = spec.item_shape(attrs, name)
+            if values.ndim != 1 + len(shape) or values.shape[1:] != shape:
+                raise InputError(f"items/{name} has shape {values.shape}, expected (items, {', '.join(map(str, shape))})"
+                                 if shape else f"items/{name} must be 1-D, not {values.shape}", subject)
             if n is None:
                 n = len(values)
             elif len(values) != n:
@@ -376,6 +426,12 @@ class Batch:
                     f"outside the {total} frames stored",
                     subject,
                 )
+        if spec.item_ref is not None:
+            refs = self.arrays[spec.item_ref]
+            for i in range(n or 0):
+                lo, hi = int(start[i]), int(start[i] + length[i])
+                if hi > lo and ((refs[lo:hi] != i).any()):
+                    raise InputError(f"{spec.item_ref} disagrees with items/start for item {i}", subject)
         return self
 
     def is_compact(self) -> bool:
@@ -415,6 +471,7 @@ class Batch:
                 )
             else:
                 arrays[name] = array[:0]
+        _renumber_refs(self.spec, arrays, length)
         return Batch(self.attrs, items, arrays)
 
     def split(self, max_frames: int = MAX_BATCH_FRAMES) -> Iterator["Batch"]:
@@ -444,7 +501,15 @@ class Batch:
             np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(lengths) else lengths
         )
         arrays = {name: np.concatenate([p.arrays[name] for p in parts]) for name in first.arrays}
+        _renumber_refs(first.spec, arrays, lengths)
         return Batch(copy.deepcopy(first.attrs), items, arrays)
+
+
+def _renumber_refs(spec: KindSpec, arrays: dict[str, np.ndarray], lengths: np.ndarray) -> None:
+    """Point each row's item reference at its item in a compact batch."""
+    if spec.item_ref is not None and spec.item_ref in arrays:
+        refs = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        arrays[spec.item_ref] = refs.astype(arrays[spec.item_ref].dtype, copy=False)
 
 
 def frame_groups(lengths: np.ndarray, max_frames: int) -> Iterator[tuple[int, int]]:
@@ -508,8 +573,10 @@ class GroupWriter:
         zstd = ZstdCodec(level=ZSTD_LEVEL)
         arrays: list[tuple[str, Any, tuple[int, ...], int]] = []
         for name, dtype in spec.item_fields.items():
-            rows = _fitted_rows(len(batch), ITEM_CHUNK) if self.fit else ITEM_CHUNK
-            arrays.append((f"items/{name}", dtype, (), rows))
+            shape = spec.item_shape(self.attrs, name)
+            rows = ITEM_CHUNK if not shape else payload_chunk_rows(shape, np.dtype(dtype).itemsize)
+            rows = _fitted_rows(len(batch), rows) if self.fit else rows
+            arrays.append((f"items/{name}", dtype, shape, rows))
         trailing = spec.trailing(self.attrs)
         for name, dtype in spec.payload.items():
             rows = payload_chunk_rows(trailing[name], np.dtype(dtype).itemsize)
@@ -543,7 +610,10 @@ class GroupWriter:
                 values = values + self.frames
             self._push(f"items/{name}", values)
         for name in spec.payload:
-            self._push(name, batch.arrays[name])
+            values = batch.arrays[name]
+            if name == spec.item_ref:
+                values = values + self.items
+            self._push(name, values)
         self.items += len(batch)
         self.frames += batch.frames
 
@@ -637,7 +707,8 @@ def read_group(
         n = arrays["items/start"].shape[0] if arrays["items/start"].ndim == 1 else -1
         for name in spec.item_fields:
             array = arrays[f"items/{name}"]
-            if array.ndim != 1 or array.shape[0] != n:
+            shape = spec.item_shape(attrs, name)
+            if array.ndim != 1 + len(shape) or array.shape[0] != n or tuple(array.shape[1:]) != shape:
                 raise InputError(f"items/{name} has shape {array.shape}, items/start ({n},)", subject)
         total = None
         for name, dtype in spec.payload.items():
@@ -675,6 +746,11 @@ def read_group(
                 }
                 lengths = sub_items["length"]
                 sub_items["start"] = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+                if spec.item_ref is not None:
+                    expected = np.repeat(np.arange(block + lo, block + hi, dtype=np.int64), lengths)
+                    if not np.array_equal(payload[spec.item_ref], expected):
+                        raise InputError(f"{spec.item_ref} disagrees with items/start", subject)
+                    _renumber_refs(spec, payload, lengths)
                 batch = Batch(copy.deepcopy(attrs), sub_items, payload)
                 bounds = spec.value_bounds(attrs)
                 for name, bound in bounds.items():
