@@ -1,0 +1,1 @@
+"""Audio and text towers of the joint text-audio embedding space."""
