@@ -1,0 +1,58 @@
+"""Query vectors for a search, checked against the embedder the index was built with.
+
+A text query goes through the text tower (numpy only, cached on disk: no torch on this path); its
+weights must be the ones the index's embedder was trained against. An example query (--like: an
+audio file, a tokens store or an embeddings store) goes through the audio embedder, which must be
+the index's own (name, version, weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from soundtok_cli.errors import InputError, UsageError
+
+
+def _short(sha: Any) -> str:
+    return str(sha or "?")[:12]
+
+
+def text_query_vector(text: str, embedder: dict[str, Any], index_path: str) -> np.ndarray:
+    """The (D,) vector of a text query, refusing a text tower other than the index's."""
+    if not text.strip():
+        raise UsageError("empty query; give some words, or --like AUDIO_OR_STORE", "QUERY")
+    from soundtok_cli.embed.text import describe_text_tower, encode_queries
+
+    expected = (embedder.get("text") or {})
+    tower = describe_text_tower()
+    if expected.get("weights_sha256") != tower.get("weights_sha256"):
+        raise InputError(
+            f"the index was built for text tower {expected.get('name', '?')} (weights "
+            f"{_short(expected.get('weights_sha256'))}), but the installed one is {tower.get('name', '?')} "
+            f"(weights {_short(tower.get('weights_sha256'))}); re-embed and re-index, or install the "
+            "matching text model", index_path)
+    vector = encode_queries([text])[0]
+    _check_dim(vector, embedder, "QUERY")
+    return vector
+
+
+def like_query_vector(path: str, embedder: dict[str, Any], device: str) -> np.ndarray:
+    """The (D,) vector of an example (audio file or store), refusing another embedder's."""
+    from soundtok_cli.embed.query import like_vector
+    from soundtok_cli.index.embedders import embedder_label, same_embedder
+
+    vector, made_with = like_vector(path, device=device)
+    if not same_embedder(dict(made_with or {}), embedder):
+        raise InputError(f"made with {embedder_label(dict(made_with or {}))}, but the index holds "
+                         f"{embedder_label(embedder)}", path)
+    _check_dim(vector, embedder, path)
+    return vector
+
+
+def _check_dim(vector: np.ndarray, embedder: dict[str, Any], subject: str) -> None:
+    dim = int(embedder.get("dim", 0))
+    if np.ndim(vector) != 1 or (dim and len(vector) != dim):
+        raise InputError(f"the query vector has shape {np.shape(vector)}, the index holds {dim}-d vectors",
+                         subject)
