@@ -1,6 +1,7 @@
 """Search results on stdout: a table for people, TSV, JSON Lines or bare paths for programs.
 
-- ``table`` (the default on a terminal): rank, score, time range and path, with rich;
+- ``table`` (the default on a terminal): rank, score, time range and path (relative to the current
+  directory when below it), with rich;
 - ``tsv`` (the default when stdout is a pipe or file): a header line, then one line per hit with
   the columns rank, score, path, channel, start, end, content_hash; tabs, newlines, carriage
   returns and backslashes inside a path are written as \\t, \\n, \\r and \\\\;
@@ -14,6 +15,7 @@ seconds from the start of the source.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -60,6 +62,17 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:04.1f}" if hours else f"{minutes}:{secs:04.1f}"
 
 
+def _shown_path(path: str) -> str:
+    """For people: a path below the current directory relative to it (shorter, still usable)."""
+    if not os.path.isabs(path):
+        return path
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
 def _table(hits: Sequence[Hit], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -77,5 +90,5 @@ def _table(hits: Sequence[Hit], out: TextIO) -> None:
         row = [str(rank), f"{hit.score:.3f}", f"{clock(hit.start)}-{clock(hit.end)}"]
         if multichannel:
             row.append(str(hit.channel))
-        table.add_row(*row, Text(hit.source))  # Text: brackets in a path are not markup
+        table.add_row(*row, Text(_shown_path(hit.source)))  # Text: brackets in a path are not markup
     Console(file=out, highlight=False, soft_wrap=False).print(table)
