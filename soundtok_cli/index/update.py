@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -321,6 +322,7 @@ class IndexWriter:
 
     def _write_generation(self, kept: list[FileRow], new: list[Staged], report: Report) -> layout.Current:
         tmp = self._tmp.path
+        started = time.perf_counter()
         embedder = self.embedder or (self.old.embedder if self.old else None) or {}
         dim = int(embedder.get("dim", 0))
         total = report.segments
@@ -366,6 +368,7 @@ class IndexWriter:
             vectors.flush()
         del vectors
 
+        self.detail(f"wrote {total} vectors and their metadata in {time.perf_counter() - started:.1f} s")
         index_params: dict[str, Any] = {"type": "empty"}
         if total:
             faiss = ann.load_faiss()
