@@ -6,7 +6,8 @@
 #   make completion    shell completion scripts in completions/
 #   make corpus        build (or extend) the training corpus in corpus/
 #   make train-codec   train the codec (resumable) and export the shipped weights
-#   make bench         codec quality and speed tables (bench/results/*.json)
+#   make train-embed   build the captioned token examples, train the audio tower, export it
+#   make bench         codec quality/speed and retrieval tables (bench/results/*.json)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -e -o pipefail -c
@@ -20,13 +21,16 @@ BENCH_STAMP := $(VENV)/.soundtok-bench-installed
 CORPUS ?= corpus
 CHECKPOINTS ?= checkpoints/codec
 WEIGHTS := soundtok_cli/models/soundtok-codec-v1.safetensors
+EMBED_CHECKPOINTS ?= checkpoints/embed
+EMBED_DATA ?= checkpoints/embed-data
+EMBED_WEIGHTS := soundtok_cli/models/soundtok-embed-v1.safetensors
 DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
 DEBIAN_TOOLS := sox:sox ffmpeg:ffmpeg opusenc:opus-tools espeak-ng:espeak-ng fluidsynth:fluidsynth \
 	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm
 
-.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec \
+.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed \
 	completion clean-demo
 
 help:
@@ -101,14 +105,19 @@ print(f"  3. Decoded {one} back through a pipe to {back}:")
 print(f"     {b.channels} channel(s), {b.samplerate} Hz, {b.frames} samples"
       f" (the original: {a.channels}, {a.samplerate} Hz, {a.frames}).")
 print()
+print(f"  4. Embedded the tokens (soundtok embed), indexed them in {demo}/index (soundtok index)")
+print(f"     and asked for \"distant thunder\" (soundtok search): the ranked hits are above.")
+print()
 print("Try next:")
+print(f"  soundtok search -i {demo}/index 'birds singing' --segments --format json")
+print(f"  soundtok search -i {demo}/index --like {one}")
 print(f"  soundtok decode {store} -o '{demo}/decoded/{{stem}}.wav'   # every file back")
 print(f"  soundtok encode --bitrate 1.5 {one} | soundtok decode -o {demo}/low.wav")
 print("  man -l man/soundtok.1")
 endef
 
 demo: install
-	@rm -rf $(DEMO)/library $(DEMO)/library.zarr.zip $(DEMO)/decoded $(DEMO)/files.txt
+	@rm -rf $(DEMO)/library $(DEMO)/library.zarr.zip $(DEMO)/decoded $(DEMO)/files.txt $(DEMO)/index
 	@mkdir -p $(DEMO)/decoded
 	@echo "== 1. A demo library: python -m soundtok_cli.data demo-library $(DEMO)/library"
 	@$(BIN)/python -m soundtok_cli.data demo-library $(DEMO)/library > $(DEMO)/files.txt
@@ -120,6 +129,10 @@ demo: install
 	@one=$$(head -n 1 $(DEMO)/files.txt); back=$(DEMO)/decoded/$$(basename "$${one%.*}").wav; \
 	echo "== 4. One file there and back: soundtok encode $$one | soundtok decode -o $$back"; \
 	$(BIN)/soundtok encode -q "$$one" | $(BIN)/soundtok decode -o "$$back"; \
+	echo "== 5. Embed and index: soundtok embed $(DEMO)/library.zarr.zip | soundtok index -o $(DEMO)/index"; \
+	$(BIN)/soundtok embed $(DEMO)/library.zarr.zip | $(BIN)/soundtok index -o $(DEMO)/index; \
+	echo "== 6. Find a sound by describing it: soundtok search -i $(DEMO)/index \"distant thunder\""; \
+	$(BIN)/soundtok search -i $(DEMO)/index "distant thunder" --format table; \
 	$(BIN)/python -c "$$DEMO_SUMMARY" $(DEMO) "$$one" "$$back"
 
 clean-demo:
@@ -164,6 +177,13 @@ train-codec: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.codec --corpus $(CORPUS) --checkpoints $(CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.export $(CHECKPOINTS)/latest.pt $(WEIGHTS)
 
+train-embed: install $(CORPUS)/READY
+	$(BIN)/python -m soundtok_cli.train.embed build --corpus $(CORPUS) --out $(EMBED_DATA)
+	$(BIN)/python -m soundtok_cli.train.embed train --data $(EMBED_DATA) --checkpoints $(EMBED_CHECKPOINTS)
+	$(BIN)/python -m soundtok_cli.train.embed export --checkpoints $(EMBED_CHECKPOINTS) --out $(EMBED_WEIGHTS)
+
 bench: install-bench $(CORPUS)/READY
 	$(BIN)/python -m bench.codec_quality --clips $(CORPUS)/heldout/clips
 	$(BIN)/python -m bench.codec_speed
+	$(BIN)/python -m bench.retrieval --corpus $(CORPUS)
+	$(BIN)/python -m bench.search_speed

@@ -30,8 +30,11 @@ class ModelEntry:
 BUILT_IN = [
     ModelEntry("soundtok-codec", "1", "codec", "soundtok-codec-v1.safetensors", "soundtok-codec-v1.md",
                "48 kHz residual-VQ codec, 75 frames/s, 1-32 levels of 1024 codes (0.75-24 kbps)"),
+    ModelEntry("soundtok-embed", "1", "embedder", "soundtok-embed-v1.safetensors", "soundtok-embed-v1.md",
+               "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it"),
 ]
 DEFAULT_CODEC = "soundtok-codec"
+DEFAULT_EMBEDDER = "soundtok-embed"
 
 
 def find(name: str) -> ModelEntry:
@@ -86,6 +89,29 @@ def load_codec_file(path: str, name: str, version: str, device: str = "auto"):
     state = {k: v.to(torch.float32) for k, v in load_file(path).items()}
     model.load_state_dict(state)
     return NeuralCodec(model, name, version, sha256(path), device)
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "auto"):
+    """The named built-in audio embedder (tower weights and the codec identity it reads)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from soundtok_cli.embed.audio import AudioEmbedder
+    from soundtok_cli.embed.model import AudioTower, TowerConfig
+
+    entry = find(name)
+    if entry.kind != "embedder":
+        raise UsageError(f"'{name}' is a {entry.kind}, not an embedder", "--embedder")
+    device = pick_device(device)
+    path = entry.path()
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    tower = AudioTower(TowerConfig(**json.loads(metadata["config"])))
+    tower.load_state_dict({k: v.to(torch.float32) for k, v in load_file(path).items()})
+    identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path),
+                "codec": json.loads(metadata["codec"])}
+    return AudioEmbedder(tower, identity, device)
 
 
 def describe_all() -> list[dict]:

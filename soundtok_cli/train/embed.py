@@ -1,0 +1,275 @@
+"""`make train-embed`: build the token examples, then train the audio tower (resumable).
+
+    python -m soundtok_cli.train.embed build --corpus corpus --out checkpoints/embed-data
+    python -m soundtok_cli.train.embed train --data checkpoints/embed-data --checkpoints checkpoints/embed
+    python -m soundtok_cli.train.embed export --checkpoints checkpoints/embed
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from soundtok_cli.train import embed_data as data
+
+
+def build(corpus: str, out: str, batch: int = 32) -> None:
+    """Encode every shard of examples that is not on disk yet."""
+    import torch
+    import torch.nn.functional as F
+
+    from soundtok_cli.models.registry import load_codec
+
+    codec = load_codec(device="cpu")
+    crops = data.CropSource(corpus)
+    os.makedirs(out, exist_ok=True)
+    total = data.shard_count(crops)
+    for shard in range(total):
+        path = os.path.join(out, f"shard-{shard:04d}.npz")
+        if os.path.exists(path):
+            continue
+        started = time.time()
+        codes, frames, captions = [], [], []
+        pending: list[tuple[np.ndarray, int]] = []
+
+        def flush():
+            x = torch.from_numpy(np.stack([p[0] for p in pending]))
+            with torch.inference_mode():
+                latent = codec.model.encoder(F.pad(x, (data.HOP, data.HOP)))
+                codes.append(codec.model.quantizer.encode(latent, data.LEVELS).to(torch.int32).numpy().astype(np.uint16))
+            frames.extend(p[1] for p in pending)
+            pending.clear()
+
+        for x, caption in data.shard_examples(crops, shard):
+            pending.append(data.fit(x))
+            captions.append(caption)
+            if len(pending) == batch:
+                flush()
+        if pending:
+            flush()
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, codes=np.concatenate(codes), frames=np.array(frames, np.int16), captions=np.array(captions))
+        os.replace(tmp, path)
+        print(f"shard {shard + 1}/{total}: {len(captions)} examples in {time.time() - started:.0f} s", flush=True)
+
+
+def code_vectors(codec, levels: int) -> "torch.Tensor":
+    """(levels, codebook, dim): each level's code vectors as the codec decoder receives them."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for level in codec.model.quantizer.levels[:levels]:
+            codes = torch.arange(codec.config.codebook_size)[None]
+            out.append(level.project_out(level.lookup(codes))[0].t())
+    return torch.stack(out)
+
+
+LEVEL_CHOICES = (1, 2, 4, 8)
+
+
+class Examples:
+    """All built shards in memory as the tower's input: per example and per number of levels in
+    LEVEL_CHOICES, the pooled codec latent (frames beyond the example's length are zero), with
+    its length in pooled frames, caption ids and the captions' sentence embeddings (U, 384).
+    The tower's input layer is fixed (the codec's code vectors), so this is computed once."""
+
+    def __init__(self, directory: str, text_cache: str, tower):
+        self.directory, self.text_cache, self.tower = directory, text_cache, tower
+        self.loaded: list[str] = []
+        self.pooled = {k: [] for k in LEVEL_CHOICES}
+        self.lengths = np.zeros(0, np.int64)
+        self.captions: list[str] = []
+
+    def _pool(self, codes: np.ndarray, frames: np.ndarray) -> None:
+        import torch
+
+        ratio = self.tower.frame_ratio
+        width = -(-codes.shape[1] // ratio)
+        with torch.no_grad():
+            for k in LEVEL_CHOICES:
+                out = torch.zeros(len(codes), self.tower.config.code_dim, width)
+                for n in np.unique(frames):
+                    rows = np.flatnonzero(frames == n)
+                    x = torch.from_numpy(codes[rows, :n, :k].astype(np.int64))
+                    out[rows, :, : -(-n // ratio)] = self.tower.pooled_latent(x)
+                self.pooled[k].append(out.to(torch.float16))
+
+    def refresh(self, holdout: str | None = None) -> bool:
+        names = sorted(n for n in os.listdir(self.directory) if n.endswith(".npz") and ".tmp" not in n
+                       and n != holdout and n not in self.loaded)
+        for name in names:
+            with np.load(os.path.join(self.directory, name)) as f:
+                frames = f["frames"].astype(np.int64)
+                self._pool(f["codes"], frames)
+                self.lengths = np.concatenate([self.lengths, -(-frames // self.tower.frame_ratio)])
+                self.captions.extend(str(c) for c in f["captions"])
+            self.loaded.append(name)
+        if names:
+            import torch
+
+            self.inputs = {k: torch.cat(v) for k, v in self.pooled.items()}
+            self.pooled = {k: [v] for k, v in self.inputs.items()}
+            self.unique = sorted(set(self.captions))
+            index = {c: i for i, c in enumerate(self.unique)}
+            self.caption_ids = np.array([index[c] for c in self.captions], np.int64)
+            self.text = sentence_vectors(self.unique, self.text_cache)
+        return bool(names)
+
+
+def sentence_vectors(texts: list[str], cache: str) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings of texts, cached across runs (captions repeat a lot)."""
+    known: dict[str, np.ndarray] = {}
+    if os.path.exists(cache):
+        with np.load(cache) as f:
+            known = dict(zip((str(t) for t in f["texts"]), f["vectors"]))
+    missing = [t for t in texts if t not in known]
+    if missing:
+        from soundtok_cli.embed.text import TextTower
+
+        vectors = TextTower.load().encode(missing)
+        known.update(zip(missing, vectors))
+        tmp = cache + ".tmp.npz"
+        np.savez(tmp, texts=np.array(list(known)), vectors=np.stack(list(known.values())))
+        os.replace(tmp, cache)
+    return np.stack([known[t] for t in texts]).astype(np.float32)
+
+
+def contrastive_loss(audio, text, caption_ids, scale):
+    """Symmetric InfoNCE where every pair sharing a caption counts as a positive."""
+    import torch
+
+    logits = scale * audio @ text.t()
+    positive = caption_ids[:, None] == caption_ids[None, :]
+    log_a2t = logits.log_softmax(1)
+    log_t2a = logits.log_softmax(0)
+    a2t = -(torch.logsumexp(log_a2t.masked_fill(~positive, float("-inf")), 1)).mean()
+    t2a = -(torch.logsumexp(log_t2a.masked_fill(~positive, float("-inf")), 0)).mean()
+    return (a2t + t2a) / 2
+
+
+def sample_batch(examples: Examples, rng: np.random.Generator, size: int):
+    """Random examples at a random number of levels, each cut to a random 1 to 2 s part a third
+    of the time, so short items and low bitrates embed as well as full ones."""
+    import torch
+
+    index = rng.choice(len(examples.lengths), size=size, replace=False)
+    levels = LEVEL_CHOICES[rng.integers(len(LEVEL_CHOICES))]
+    pooled = examples.inputs[levels][index].to(torch.float32)
+    lengths = examples.lengths[index].copy()
+    for row in np.flatnonzero(rng.random(size) < 1 / 3):
+        keep = int(rng.integers(min(lengths[row], 15), lengths[row] + 1))
+        start = int(rng.integers(0, lengths[row] - keep + 1))
+        pooled[row, :, :keep] = pooled[row, :, start : start + keep].clone()
+        pooled[row, :, keep:] = 0
+        lengths[row] = keep
+    ids = examples.caption_ids[index]
+    return pooled, torch.from_numpy(lengths), torch.from_numpy(examples.text[ids]), torch.from_numpy(ids)
+
+
+def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, holdout: str) -> None:
+    import torch
+
+    from soundtok_cli.embed.model import AudioTower, TowerConfig
+    from soundtok_cli.models.registry import load_codec
+
+    os.makedirs(checkpoints, exist_ok=True)
+    model = AudioTower(TowerConfig())
+    model.code_vectors.copy_(code_vectors(load_codec(device="cpu"), model.config.max_levels))
+    examples = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), model)
+    examples.refresh(holdout)
+    log_scale = torch.nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+    optimizer = torch.optim.AdamW(list(model.parameters()) + [log_scale], lr=lr, weight_decay=0.01)
+    latest = os.path.join(checkpoints, "latest.pt")
+    step = 0
+    if os.path.exists(latest):
+        state = torch.load(latest, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        log_scale.data.fill_(float(state["log_scale"]))
+        step = int(state["step"])
+    rng = np.random.default_rng(step)
+    started, losses = time.time(), []
+    while step < steps:
+        if step % 100 == 0 and examples.refresh(holdout):
+            print(f"step {step}: {len(examples.lengths)} examples, {len(examples.unique)} captions", flush=True)
+        for group in optimizer.param_groups:
+            warm = min(1.0, (step + 1) / 200)
+            group["lr"] = float(lr * warm * 0.5 * (1 + np.cos(np.pi * min(1.0, step / steps))))
+        pooled, lengths, text, ids = sample_batch(examples, rng, batch)
+        loss = contrastive_loss(model(pooled, lengths), text, ids, log_scale.exp().clamp(max=100))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        step += 1
+        if step % 50 == 0 or step == steps:
+            print(f"step {step} loss {np.mean(losses):.3f} scale {float(log_scale.exp()):.1f} "
+                  f"{(time.time() - started) / len(losses):.2f} s/step", flush=True)
+            losses, started = [], time.time()
+            tmp = latest + ".tmp"
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "log_scale": float(log_scale), "step": step}, tmp)
+            os.replace(tmp, latest)
+
+
+def export(checkpoints: str, out: str) -> None:
+    """The latest checkpoint -> shipped float16 safetensors, with the tower's shape and the codec
+    it reads in the metadata."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from soundtok_cli.embed.model import TowerConfig
+    from soundtok_cli.models.registry import load_codec
+
+    state = torch.load(os.path.join(checkpoints, "latest.pt"), map_location="cpu", weights_only=True)
+    codec = load_codec(device="cpu").describe(levels=1)
+    identity = {k: codec[k] for k in ("name", "version", "weights_sha256", "sample_rate", "frame_rate",
+                                      "codebook_size")}
+    weights = {k: v.to(torch.float16).contiguous() for k, v in state["model"].items()}
+    metadata = {"config": json.dumps(TowerConfig().to_json()), "codec": json.dumps(identity),
+                "step": str(state["step"])}
+    tmp = out + ".tmp"
+    save_file(weights, tmp, metadata=metadata)
+    os.replace(tmp, out)
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from step {state['step']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m soundtok_cli.train.embed")
+    sub = parser.add_subparsers(dest="step", required=True)
+    b = sub.add_parser("build", help="encode captioned crops of the corpus into token shards")
+    b.add_argument("--corpus", default="corpus")
+    b.add_argument("--out", default="checkpoints/embed-data")
+    b.add_argument("--threads", type=int, default=2)
+    t = sub.add_parser("train", help="train the audio tower on the built shards (resumable)")
+    t.add_argument("--data", default="checkpoints/embed-data")
+    t.add_argument("--checkpoints", default="checkpoints/embed")
+    t.add_argument("--steps", type=int, default=3000)
+    t.add_argument("--batch", type=int, default=192)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--holdout", default="shard-0000.npz", help="shard kept out to measure retrieval")
+    t.add_argument("--threads", type=int, default=2)
+    e = sub.add_parser("export", help="write the shipped weights from the latest checkpoint")
+    e.add_argument("--checkpoints", default="checkpoints/embed")
+    e.add_argument("--out", default="soundtok_cli/models/soundtok-embed-v1.safetensors")
+    e.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.step == "build":
+        build(args.corpus, args.out)
+    elif args.step == "train":
+        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout)
+    else:
+        export(args.checkpoints, args.out)
+
+
+if __name__ == "__main__":
+    main()
