@@ -90,7 +90,7 @@ class IndexReader:
         if total == 0:
             self.check_not_empty()
         ivf = _ivf(loaded.index)
-        nprobe = getattr(loaded.index, "nprobe", 0)
+        nprobe = max(1, int(getattr(loaded.index, "nprobe", 1)))
         wanted = min(total, k if not per_file else max(4 * k, FIRST_CANDIDATES))
         while True:
             ids, scores = self._candidates(loaded, q, wanted)
