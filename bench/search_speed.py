@@ -102,19 +102,17 @@ def timed_run(args: list[str], env: dict) -> tuple[float, subprocess.CompletedPr
 
 
 def cold_searches(index: str, runs: int, workdir: str, env: dict) -> dict[str, list[float]]:
-    """Wall times of new `soundtok search` processes, three cache states (see module doc)."""
+    """Wall times of new `soundtok search` processes, three cache states (see module doc),
+    interleaved run by run so that changing load on the machine affects all three alike."""
     out: dict[str, list[float]] = {"empty_cache": [], "new_query": [], "repeated_query": []}
     args = cli() + ["search", QUERY, "-i", index, "-k", "10"]
-    timed_run(args, dict(env, SOUNDTOK_CACHE_DIR=os.path.join(workdir, "warm-up")))  # page cache
-    for run in range(runs):
-        fresh = os.path.join(workdir, f"empty-cache-{run}")
-        out["empty_cache"].append(timed_run(args, dict(env, SOUNDTOK_CACHE_DIR=fresh))[0])
     warm = dict(env, SOUNDTOK_CACHE_DIR=os.path.join(workdir, "warm-cache"))
-    timed_run(args, warm)
+    timed_run(args, warm)  # index files into the page cache; the repeated query's vector cached
     for run in range(runs):
-        new = cli() + ["search", f"{QUERY} number {run}", "-i", index, "-k", "10"]
+        fresh = dict(env, SOUNDTOK_CACHE_DIR=os.path.join(workdir, f"empty-cache-{run}"))
+        out["empty_cache"].append(timed_run(args, fresh)[0])
+        new = cli() + ["search", f"{QUERY} {run + 1}", "-i", index, "-k", "10"]
         out["new_query"].append(timed_run(new, warm)[0])
-    for run in range(runs):
         out["repeated_query"].append(timed_run(args, warm)[0])
     return out
 
@@ -162,7 +160,7 @@ def approximate_quality(index: str, vectors: np.ndarray, queries: int = 200, rep
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", type=int, default=100_000, help="segments of the cold-search index")
-    parser.add_argument("--large", type=int, default=1_000_000, help="vectors of the build benchmark")
+    parser.add_argument("--large", type=int, default=1_000_000, help="vectors of the build benchmark (0: skip it)")
     parser.add_argument("--runs", type=int, default=5, help="cold searches per cache state")
     parser.add_argument("--workdir", default=None, help="where stores and indexes go (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -207,6 +205,8 @@ def main() -> None:
         }
         del small
 
+        if not args.large:
+            return finish(args, results, workdir)
         # (b) building the large index, (c) its quality and latency
         log(f"(b) {args.large} vectors: generating, writing the store")
         large = clustered_unit_vectors(args.large, DIM, seed=2)
@@ -231,6 +231,12 @@ def main() -> None:
     finally:
         if not args.keep and not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+    finish(args, results, workdir)
+
+
+def finish(args: argparse.Namespace, results: dict, workdir: str) -> None:
+    if not args.keep and not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     write_json(args.out, results)
     print_table(results)
@@ -238,13 +244,24 @@ def main() -> None:
 
 
 def print_table(r: dict) -> None:
-    c, b, a = r["cold_search"], r["build"], r["approximate"]
+    c = r["cold_search"]
     rows = [
         (f"cold search, {c['segments']:,} segments, empty query cache", f"{c['empty_cache']['median_s']:.3f} s", "median"),
         (f"cold search, {c['segments']:,} segments, new query", f"{c['new_query']['median_s']:.3f} s", "median"),
         (f"cold search, {c['segments']:,} segments, repeated query", f"{c['repeated_query']['median_s']:.3f} s", "median"),
         (f"  index type ({c['segments']:,})", c["index"].get("factory", "?"),
          f"nprobe {c['index'].get('nprobe', '-')}, recall@10 {c['index'].get('recall_at_10', '-')}"),
+    ]
+    if "build" in r:
+        rows += _large_rows(r["build"], r["approximate"])
+    width = max(len(row[0]) for row in rows)
+    print(f"{'measure':<{width}}  {'value':>12}  note")
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>12}  {note}")
+
+
+def _large_rows(b: dict, a: dict) -> list[tuple[str, str, str]]:
+    return [
         (f"build, {b['vectors']:,} vectors", f"{b['wall_s']:.1f} s", b["index"].get("factory", "?")),
         ("  recall@10 measured at build", str(b["index"].get("recall_at_10")),
          f"nprobe {b['index'].get('nprobe')} of {b['index'].get('nlist')}"),
@@ -253,10 +270,6 @@ def print_table(r: dict) -> None:
         ("  one search, per file (warm)", f"{a['per_file']['median_ms']:.2f} ms", f"p95 {a['per_file']['p95_ms']:.2f} ms"),
         (f"  cold search, {b['vectors']:,}, repeated query", f"{a['cold_search_repeated_query_median_s']:.3f} s", "median"),
     ]
-    width = max(len(row[0]) for row in rows)
-    print(f"{'measure':<{width}}  {'value':>12}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>12}  {note}")
 
 
 if __name__ == "__main__":

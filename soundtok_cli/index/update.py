@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
