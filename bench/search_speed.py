@@ -167,11 +167,11 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "search_speed.json"))
     args = parser.parse_args()
 
+    embedder = embedder_attrs()  # before the work directory: it fails without the text model
     workdir = args.workdir or tempfile.mkdtemp(prefix="soundtok-search-bench-")
     os.makedirs(workdir, exist_ok=True)
     env = dict(os.environ)
     env.pop("SOUNDTOK_INDEX", None)
-    embedder = embedder_attrs()
     load_before = os.getloadavg()
     results: dict = {
         "benchmark": "search_speed",
