@@ -832,3 +832,8 @@ def summarize(batches: Iterable[Batch], source: str) -> dict[str, Any]:
             bitrate_kbps=round(bitrate_kbps(model), 6),
         )
     return summary
+
+
+# Kinds defined by their capability's package register themselves on import; imported here so
+# every command that reads stores knows them.
+import soundtok_cli.spatial.kind  # noqa: E402,F401  (the `spatial` kind)
