@@ -20,6 +20,11 @@ EPILOG = """Examples:
 OUT is one file (all channels of one source), - (WAV on stdout), or a template with {stem},
 {name}, {dir}, {index} or {ext} for stores that hold many sources. By default the original sample
 rate, channel count and duration come back. --levels N decodes only the N coarsest levels.
+A spatial store (soundtok spatialize) renders its sources at their positions with --render
+binaural|stereo|foa|hoa2|hoa3|5.1|7.1.4, mixed into OUT (a template: one file per source):
+
+  soundtok spatialize rain.wav --at "behind left" | soundtok decode --render binaural -o rain-3d.wav
+
 Exit status: 0 all decoded, 1 some sources failed, 2 nothing could be done."""
 
 FORMATS = ("wav", "flac", "ogg")
@@ -49,6 +54,9 @@ def decode(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="One line per file written.")] = False,
+    render: Annotated[Optional[str], typer.Option("--render", help="Spatial store: render binaural, stereo, foa, hoa2, hoa3, 5.1 or 7.1.4.")] = None,
+    hrtf: Annotated[Optional[str], typer.Option("--hrtf", help="With --render binaural: SOFA file of HRIRs (default: built-in MIT KEMAR).")] = None,
+    room: Annotated[Optional[str], typer.Option("--room", help="With --render: small, hall or outdoor.")] = None,
 ) -> None:
     """Decode tokens back into audio."""
     from soundtok_cli.codec.files import decode_channels, plan_decode
@@ -62,6 +70,15 @@ def decode(
     from soundtok_cli.threads import configure_torch_threads
 
     reporter = Reporter("decode", quiet=quiet, verbose=verbose)
+    if render is not None:  # a spatial store, rendered by soundtok_cli.spatial
+        from soundtok_cli.spatial.pipeline import decode_render
+
+        if levels is not None or start or end is not None:
+            raise UsageError("--levels, --start and --end do not apply with --render")
+        raise typer.Exit(decode_render(store or "-", output, render, hrtf=hrtf, room=room, rate=sample_rate,
+                                       fmt=fmt, device=device, reporter=reporter))
+    if hrtf is not None or room is not None:
+        raise UsageError("--hrtf and --room apply with --render")
     if start < 0 or (end is not None and end <= start):
         raise UsageError("need 0 <= --start < --end")
     if sample_rate is not None and not 8000 <= sample_rate <= 192000:

@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # One module per subcommand; each exposes `register(app)`.
-COMMANDS = ["encode", "decode", "embed", "index", "search", "info", "cat", "models"]
+COMMANDS = ["encode", "decode", "embed", "index", "search", "info", "cat", "models", "spatialize"]
 
 
 def _register_commands() -> None:
