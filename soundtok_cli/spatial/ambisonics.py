@@ -9,7 +9,7 @@ Decoders use max-rE weights (Zotter and Frank 2012: a_n = P_n(cos(137.9 deg / (N
 sampling decoder over an even grid of virtual directions (a Fibonacci sphere of 240 points):
 - loudspeakers: AllRAD, the virtual directions panned onto the real layout with VBAP;
 - binaural: each virtual direction rendered through its HRIR, folded into one pair of filters per
-  ambisonic channel.
+  ambisonic channel (dual-band: the basic decoder at low frequencies keeps the ITD).
 """
 
 from __future__ import annotations
@@ -89,13 +89,25 @@ def speaker_decoder(order: int, layout) -> np.ndarray:
 
 
 def binaural_decoder(order: int, hrtf, length: int | None = None) -> np.ndarray:
-    """(C, 2, L) filters: ambisonic channel c through them, summed over c, gives the two ears;
-    scaled so a plane wave has, averaged over directions, the energy of a direct HRTF render."""
+    """(C, 2, L) filters: ambisonic channel c through them, summed over c, gives the two ears.
+
+    Dual-band: the basic (mode-matching) decoder below order x 600 Hz, where it reproduces the
+    interaural time differences of a head of radius 8.75 cm, and max-rE above (Zotter and Frank:
+    N c / (2 pi r) = N x 624 Hz), crossfaded over an octave; scaled so a plane wave has, averaged
+    over directions, the energy of a direct HRTF render."""
     grid = fibonacci_sphere()
-    virtual = sampling_decoder(order, grid)  # (G, C)
     length = length or hrtf.fft
     hrirs = hrtf.hrirs(grid, length)  # (G, 2, L)
-    filters = np.einsum("gc,gel->cel", virtual, hrirs)
+    size = 2 * length
+    spectra = np.fft.rfft(hrirs, size)
+    basic = np.einsum("gc,gef->cef", sampling_decoder(order, grid, max_re=False), spectra)
+    max_re = np.einsum("gc,gef->cef", sampling_decoder(order, grid, max_re=True), spectra)
+    freqs = np.fft.rfftfreq(size, 1.0 / hrtf.rate)
+    crossover = 600.0 * order
+    octaves = np.log2(np.maximum(freqs, 1.0) / crossover)
+    high = np.clip(octaves + 0.5, 0.0, 1.0)
+    high = np.sin(0.5 * math.pi * high) ** 2
+    filters = np.fft.irfft(basic * (1 - high) + max_re * high, size)[..., :length]
     probe = fibonacci_sphere(200)
     direct = hrtf.hrirs(probe, length)
     through = np.einsum("qc,cel->qel", sh_sn3d(order, probe), filters)

@@ -2,7 +2,9 @@
 
 A delay line reads the source at ``n - delay[n]`` with 4-point (cubic) Lagrange interpolation; a
 delay that changes over time is a moving source's Doppler shift (delay = distance / speed of
-sound), and a per-ear delay is its ITD.
+sound), and a per-ear delay is its ITD. At 48 kHz the interpolator is flat within 0.5 dB up to
+10 kHz and loses at most 2.5 dB at 15 kHz (at half-sample delays); sources that do not move are
+delayed by whole samples instead, exactly.
 
 Air absorption: about 1.7e-9 * f^2 dB per metre (f in Hz; ISO 9613-1 at 20 degrees C and 50 %
 humidity gives 0.03 dB/m at 4 kHz and 0.1 dB/m at 8 kHz), modelled as a one-pole low-pass whose
