@@ -13,7 +13,7 @@ Words (VOCABULARY): directions add up, so "behind left" is az=135 and "front rig
   near, close         0.5 m              far, distant   10 m       (very near 0.25 m, very far 30 m)
   ear                 0.2 m, at the left or right ear (say which)
   2m, 2 m, 2 metres   that distance
-  filler words are ignored: your, the, a, an, of, at, in, on, my, to, side, away, and
+  filler words are ignored: your, the, a, an, of, at, in, on, my, to, side, away, and, you, me, head
 
 Paths (``--path``): ``from PLACE to PLACE [via PLACE] [overhead] [over 5s]``, or
 ``around [clockwise] [PLACE words for elevation and distance] [over 4s]`` (a full circle from the
@@ -43,7 +43,7 @@ VERTICAL = {"above": 45.0, "up": 45.0, "overhead": 90.0, "below": -45.0, "down":
 DISTANCE = {"near": 0.5, "close": 0.5, "far": 10.0, "distant": 10.0}
 VERY = {"near": 0.25, "close": 0.25, "far": 30.0, "distant": 30.0}
 EAR_DISTANCE = 0.2
-FILLER = {"your", "the", "a", "an", "of", "at", "in", "on", "my", "to", "side", "away", "and", "very"}
+FILLER = {"your", "the", "a", "an", "of", "at", "in", "on", "my", "to", "side", "away", "and", "very", "you", "me", "head"}
 METRES = {"m", "metre", "metres", "meter", "meters"}
 SECONDS = {"s", "sec", "secs", "second", "seconds"}
 KEYS = {"az": 0, "azimuth": 0, "el": 1, "elevation": 1, "dist": 2, "distance": 2}
@@ -215,7 +215,11 @@ def parse_path(text: str, subject: str = "--path") -> Path:
     rest = tokens[to + 1 :]
     via: list[str] = []
     for key in ("via", "through"):
-        if key in rest:
+        if key in first:  # from A via B to C
+            k = first.index(key)
+            first, via = first[:k], first[k + 1 :]
+            break
+        if key in rest:  # from A to C via B
             k = rest.index(key)
             rest, via = rest[:k], rest[k + 1 :]
             break
