@@ -133,6 +133,8 @@ def spatialize(
                 sink.abort()
         summary = f"placed {done} source{'' if done == 1 else 's'} ({seconds:.1f} s) in a spatial store"
     elapsed = max(time.monotonic() - started, 1e-9)
+    if done == 0 and reporter.failures:  # the error lines said it all
+        raise typer.Exit(EXIT_USAGE)
     reporter.note(summary + f" at {seconds / elapsed:.0f}x real time" + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if done == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 

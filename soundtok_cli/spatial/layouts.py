@@ -12,7 +12,8 @@ Channel orders (as WAV files' channel masks and ffmpeg's layouts of the same nam
 Positive azimuth is to the left. LFE channels carry nothing (no bass management). Directions the
 layout cannot reach (above a 5.1 layout or the top of 7.1.4, below any of these, behind a stereo
 pair) fall on imaginary loudspeakers whose power is shared equally among the real ones nearest
-them (the top layer for the zenith, the lowest layer for the nadir, the pair beside a gap), so
+them (the top layer for the zenith, the lowest layer for the nadir, the nearer loudspeaker beside
+a gap in the ring: a stereo pair puts sources on its left wholly in L, those behind in both), so
 nothing is lost.
 """
 
@@ -65,10 +66,18 @@ class Layout:
         sorted_az = azimuths[order]
         gaps = np.diff(np.concatenate([sorted_az, [sorted_az[0] + 360.0]]))
         for i, gap in enumerate(gaps):  # fill wide gaps in the lowest ring (behind a stereo pair)
-            if gap > 170.0:
-                middle = math.radians(sorted_az[i] + gap / 2)
+            if gap <= 170.0:
+                continue
+            before, after = ring[order[i]], ring[order[(i + 1) % len(order)]]
+            pieces = int(math.ceil(gap / 90.0))
+            for j in range(1, pieces):  # points at most 90 degrees apart, each shared by the
+                offset = gap * j / pieces  # nearer end of the gap (both ends half way)
+                middle = math.radians(sorted_az[i] + offset)
                 imaginary.append(np.array([math.cos(middle), math.sin(middle), 0.0]))
-                shares.append(np.array([ring[order[i]], ring[order[(i + 1) % len(order)]]]))
+                if abs(offset - gap / 2) < 1.0:
+                    shares.append(np.array([before, after]))
+                else:
+                    shares.append(np.array([before if offset < gap / 2 else after]))
         self._shares = shares
         vertices = np.concatenate([real, np.array(imaginary)])
         hull = ConvexHull(vertices)

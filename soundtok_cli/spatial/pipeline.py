@@ -516,6 +516,8 @@ def decode_render(store: str, output: str, target: str, *, hrtf: str | None, roo
     if done == 0 and not reporter.failures:
         raise InputError("holds no items", store)
     elapsed = max(time.monotonic() - started, 1e-9)
+    if done == 0:  # the error lines said it all
+        return EXIT_USAGE
     reporter.note(f"rendered {done} source{'' if done == 1 else 's'} {target} ({seconds:.1f} s) to "
                   f"{', '.join(job.written) or 'nothing'} at {seconds / elapsed:.0f}x real time"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
