@@ -28,7 +28,7 @@ DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
 DEBIAN_TOOLS := sox:sox ffmpeg:ffmpeg opusenc:opus-tools espeak-ng:espeak-ng fluidsynth:fluidsynth \
-	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm
+	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm /usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa:libmysofa1
 
 .PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed \
 	completion clean-demo
