@@ -145,11 +145,40 @@ def summarise(rows, kind):
     return {"queries": len(chosen), **{k: float(np.mean([r[k] for r in chosen])) for k in keys}}
 
 
+def encode_clips(codec, corpus: str):
+    rng = np.random.default_rng(0)
+    sources, labels, codes, durations = [], [], [], []
+    for source, samples, classes in [*corpus_clips(corpus, rng), *synth_clips()]:
+        encoder = codec.encoder(48000, 8)
+        codes.append(np.concatenate([encoder.push(samples), encoder.finish()]))
+        sources.append(source)
+        labels.append(classes)
+        durations.append(len(samples) / 48000)
+    return sources, labels, codes, durations
+
+
+def save_tokens(path, sources, labels, codes, durations) -> None:
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, sources=np.array(sources), labels=np.array(["|".join(sorted(lab)) for lab in labels]),
+             codes=np.concatenate(codes), lengths=np.array([len(c) for c in codes]), durations=np.array(durations))
+    os.replace(tmp, path)
+
+
+def load_tokens(path):
+    with np.load(path) as f:
+        bounds = np.concatenate([[0], np.cumsum(f["lengths"])])
+        codes = [f["codes"][a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        labels = [set(filter(None, str(lab).split("|"))) for lab in f["labels"]]
+        return [str(s) for s in f["sources"]], labels, codes, [float(d) for d in f["durations"]]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="corpus")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default="bench/results/retrieval.json")
+    parser.add_argument("--tokens-cache", help="npz file keeping the encoded clips between runs "
+                        "(re-scoring new embedder weights then skips the encoding)")
     args = parser.parse_args(argv)
 
     import torch
@@ -160,15 +189,13 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(args.threads)
     codec, embedder = load_codec(device="cpu"), load_embedder(device="cpu")
-    rng = np.random.default_rng(0)
-    sources, labels, codes, durations = [], [], [], []
     started = time.time()
-    for source, samples, classes in [*corpus_clips(args.corpus, rng), *synth_clips()]:
-        encoder = codec.encoder(48000, 8)
-        codes.append(np.concatenate([encoder.push(samples), encoder.finish()]))
-        sources.append(source)
-        labels.append(classes)
-        durations.append(len(samples) / 48000)
+    if args.tokens_cache and os.path.exists(args.tokens_cache):
+        sources, labels, codes, durations = load_tokens(args.tokens_cache)
+    else:
+        sources, labels, codes, durations = encode_clips(codec, args.corpus)
+        if args.tokens_cache:
+            save_tokens(args.tokens_cache, sources, labels, codes, durations)
     encode_s = time.time() - started
     batch = Batch.tokens(codec.describe(8), "bench", source=sources, channel=[0] * len(sources),
                          sample_rate=[48000] * len(sources), duration=durations,

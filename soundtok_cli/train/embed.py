@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 
 import numpy as np
@@ -98,9 +99,9 @@ class Examples:
                     out[rows, :, : -(-n // ratio)] = self.tower.pooled_latent(x)
                 self.pooled[k].append(out.to(torch.float16))
 
-    def refresh(self, holdout: str | None = None) -> bool:
+    def refresh(self, holdout: str | None = None, only: str | None = None) -> bool:
         names = sorted(n for n in os.listdir(self.directory) if n.endswith(".npz") and ".tmp" not in n
-                       and n != holdout and n not in self.loaded)
+                       and n != holdout and n not in self.loaded and (only is None or n == only))
         for name in names:
             with np.load(os.path.join(self.directory, name)) as f:
                 frames = f["frames"].astype(np.int64)
@@ -113,11 +114,46 @@ class Examples:
 
             self.inputs = {k: torch.cat(v) for k, v in self.pooled.items()}
             self.pooled = {k: [v] for k, v in self.inputs.items()}
-            self.unique = sorted(set(self.captions))
+            general = [general_captions(c) for c in self.captions]
+            self.unique = sorted(set(self.captions).union(*general))
             index = {c: i for i, c in enumerate(self.unique)}
             self.caption_ids = np.array([index[c] for c in self.captions], np.int64)
+            self.general_ids = [[index[g] for g in gs] for gs in general]
             self.text = sentence_vectors(self.unique, self.text_cache)
         return bool(names)
+
+    def pick_captions(self, index: np.ndarray, rng: np.random.Generator, general: float) -> np.ndarray:
+        """Each example's own caption, or with probability `general` one of its general ones."""
+        ids = self.caption_ids[index].copy()
+        for row, i in enumerate(index):
+            if self.general_ids[i] and rng.random() < general:
+                ids[row] = self.general_ids[i][rng.integers(len(self.general_ids[i]))]
+        return ids
+
+
+_SPEECH = re.compile(r"\bvoice\b|\bspeaking\b|\bsaying\b|narration")
+_MUSIC = re.compile(r"^(soft )?music\b|\bmelody\b|\bchords?\b|\bbpm\b")
+_DISTANT = re.compile(r"\bdistant\b|far away|in the distance")
+
+
+def general_captions(caption: str) -> list[str]:
+    """Coarser captions that are just as true as `caption`: a search often names only the kind of
+    sound ("speech", "music"), not the file's particulars. Transformed captions (distance, room,
+    mixtures) keep their particulars, so they get none."""
+    if " and " in caption or " with " in caption or " in a " in caption:
+        return []
+    out = []
+    if _SPEECH.search(caption):
+        out += ["speech", "a person speaking", "someone talking", "a voice"]
+        if "female" in caption:
+            out.append("a woman speaking")
+        elif "male" in caption:
+            out.append("a man speaking")
+    elif _MUSIC.search(caption):
+        out += ["music", "a piece of music", "a song"]
+    if out and _DISTANT.search(caption):
+        out = [f"{c}, far away" for c in out]
+    return out
 
 
 def sentence_vectors(texts: list[str], cache: str) -> np.ndarray:
@@ -151,6 +187,9 @@ def contrastive_loss(audio, text, caption_ids, scale):
     return (a2t + t2a) / 2
 
 
+GENERAL_CAPTION_SHARE = 0.3
+
+
 def sample_batch(examples: Examples, rng: np.random.Generator, size: int):
     """Random examples at a random number of levels, each cut to a random 1 to 2 s part a third
     of the time, so short items and low bitrates embed as well as full ones."""
@@ -166,8 +205,25 @@ def sample_batch(examples: Examples, rng: np.random.Generator, size: int):
         pooled[row, :, :keep] = pooled[row, :, start : start + keep].clone()
         pooled[row, :, keep:] = 0
         lengths[row] = keep
-    ids = examples.caption_ids[index]
+    ids = examples.pick_captions(index, rng, GENERAL_CAPTION_SHARE)
     return pooled, torch.from_numpy(lengths), torch.from_numpy(examples.text[ids]), torch.from_numpy(ids)
+
+
+def validate(model, held: Examples) -> dict:
+    """Caption -> audio retrieval over the held-out shard: for each distinct caption, is one of its
+    examples among the 10 nearest (R@10), and the median rank of its best example."""
+    import torch
+
+    with torch.no_grad():
+        audio = torch.cat([model(held.inputs[8][i : i + 256].to(torch.float32),
+                                 torch.from_numpy(held.lengths[i : i + 256]))
+                           for i in range(0, len(held.lengths), 256)]).numpy()
+    scores = held.text @ audio.T  # (captions, examples)
+    order = np.argsort(-scores, axis=1)
+    relevant = held.caption_ids[order] == np.arange(len(held.unique))[:, None]
+    best = relevant.argmax(1)
+    return {"R@1": float(np.mean(best < 1)), "R@10": float(np.mean(best < 10)),
+            "median_rank": float(np.median(best + 1)), "captions": len(held.unique)}
 
 
 def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, holdout: str) -> None:
@@ -181,6 +237,8 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
     model.code_vectors.copy_(code_vectors(load_codec(device="cpu"), model.config.max_levels))
     examples = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), model)
     examples.refresh(holdout)
+    held = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), model)
+    held.refresh(holdout=None, only=holdout)
     log_scale = torch.nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
     optimizer = torch.optim.AdamW(list(model.parameters()) + [log_scale], lr=lr, weight_decay=0.01)
     latest = os.path.join(checkpoints, "latest.pt")
@@ -206,6 +264,10 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
         optimizer.step()
         losses.append(loss.item())
         step += 1
+        if step % 250 == 0 or step == steps:
+            model.eval()
+            print(f"step {step} validation {validate(model, held)}", flush=True)
+            model.train()
         if step % 50 == 0 or step == steps:
             print(f"step {step} loss {np.mean(losses):.3f} scale {float(log_scale.exp()):.1f} "
                   f"{(time.time() - started) / len(losses):.2f} s/step", flush=True)
