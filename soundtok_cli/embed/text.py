@@ -133,6 +133,13 @@ class TextTower:
         return x
 
 
+def text_tower_sha256(model_dir: str | Path | None = None) -> str:
+    """The sha256 of the installed text weights (memoised on disk): the light check for the
+    search path, which `describe_text_tower` is not."""
+    with _Cache.open() as cache:
+        return cache.file_sha256(_model_file(_model_dir(model_dir), WEIGHTS_FILE))
+
+
 def describe_text_tower(model_dir: str | Path | None = None) -> dict:
     """What stores and indexes record about the text tower, without loading the model.
 
@@ -140,8 +147,7 @@ def describe_text_tower(model_dir: str | Path | None = None) -> dict:
     """
     from importlib.metadata import PackageNotFoundError, version
 
-    with _Cache.open() as cache:
-        sha = cache.file_sha256(_model_file(_model_dir(model_dir), WEIGHTS_FILE))
+    sha = text_tower_sha256(model_dir)
     try:
         package_version = version(PACKAGE)
     except PackageNotFoundError:

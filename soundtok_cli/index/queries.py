@@ -23,15 +23,15 @@ def text_query_vector(text: str, embedder: dict[str, Any], index_path: str) -> n
     """The (D,) vector of a text query, refusing a text tower other than the index's."""
     if not text.strip():
         raise UsageError("empty query; give some words, or --like AUDIO_OR_STORE", "QUERY")
-    from soundtok_cli.embed.text import describe_text_tower, encode_queries
+    from soundtok_cli.embed.text import NAME, encode_queries, text_tower_sha256
 
     expected = (embedder.get("text") or {})
-    tower = describe_text_tower()
-    if expected.get("weights_sha256") != tower.get("weights_sha256"):
+    installed = text_tower_sha256()
+    if expected.get("weights_sha256") != installed:
         raise InputError(
             f"the index was built for text tower {expected.get('name', '?')} (weights "
-            f"{_short(expected.get('weights_sha256'))}), but the installed one is {tower.get('name', '?')} "
-            f"(weights {_short(tower.get('weights_sha256'))}); re-embed and re-index, or install the "
+            f"{_short(expected.get('weights_sha256'))}), but the installed one is {NAME} "
+            f"(weights {_short(installed)}); re-embed and re-index, or install the "
             "matching text model", index_path)
     vector = encode_queries([text])[0]
     _check_dim(vector, embedder, "QUERY")

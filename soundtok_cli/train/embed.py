@@ -17,8 +17,8 @@ import numpy as np
 from soundtok_cli.train import embed_data as data
 
 
-def build(corpus: str, out: str, batch: int = 32) -> None:
-    """Encode every shard of examples that is not on disk yet."""
+def build(corpus: str, out: str, passes: int = 1, batch: int = 32) -> None:
+    """Encode every shard of examples of the first `passes` passes that is not on disk yet."""
     import torch
     import torch.nn.functional as F
 
@@ -28,8 +28,9 @@ def build(corpus: str, out: str, batch: int = 32) -> None:
     crops = data.CropSource(corpus)
     os.makedirs(out, exist_ok=True)
     total = data.shard_count(crops)
-    for shard in range(total):
-        path = os.path.join(out, f"shard-{shard:04d}.npz")
+    for pass_index, shard in ((p, s) for p in range(passes) for s in range(total)):
+        name = f"shard-{shard:04d}.npz" if pass_index == 0 else f"shard-p{pass_index}-{shard:04d}.npz"
+        path = os.path.join(out, name)
         if os.path.exists(path):
             continue
         started = time.time()
@@ -44,7 +45,7 @@ def build(corpus: str, out: str, batch: int = 32) -> None:
             frames.extend(p[1] for p in pending)
             pending.clear()
 
-        for x, caption in data.shard_examples(crops, shard):
+        for x, caption in data.shard_examples(crops, shard, pass_index):
             pending.append(data.fit(x))
             captions.append(caption)
             if len(pending) == batch:
@@ -54,7 +55,7 @@ def build(corpus: str, out: str, batch: int = 32) -> None:
         tmp = path + ".tmp.npz"
         np.savez(tmp, codes=np.concatenate(codes), frames=np.array(frames, np.int16), captions=np.array(captions))
         os.replace(tmp, path)
-        print(f"shard {shard + 1}/{total}: {len(captions)} examples in {time.time() - started:.0f} s", flush=True)
+        print(f"pass {pass_index + 1}, shard {shard + 1}/{total}: {len(captions)} examples in {time.time() - started:.0f} s", flush=True)
 
 
 def code_vectors(codec, levels: int) -> "torch.Tensor":
@@ -136,12 +137,23 @@ _MUSIC = re.compile(r"^(soft )?music\b|\bmelody\b|\bchords?\b|\bbpm\b")
 _DISTANT = re.compile(r"\bdistant\b|far away|in the distance")
 
 
+_STOPWORDS = frozenset(
+    "a an the and with in on of at to for from by as is it its into over under far away distant "
+    "quiet faint small large room hall heard times time bpm major minor loud soft sound sounds "
+    "voice response when selected background reverberant".split())
+_QUOTES = re.compile(r'"[^"]*"')
+
+
+def keywords(caption: str) -> list[str]:
+    """The caption's content words (no quoted text, numbers, note names or function words)."""
+    words = re.findall(r"[a-z][a-z-]{2,}", _QUOTES.sub(" ", caption.lower()))
+    return [w for w in dict.fromkeys(words) if w not in _STOPWORDS]
+
+
 def general_captions(caption: str) -> list[str]:
     """Coarser captions that are just as true as `caption`: a search often names only the kind of
-    sound ("speech", "music"), not the file's particulars. Transformed captions (distance, room,
-    mixtures) keep their particulars, so they get none."""
-    if " and " in caption or " with " in caption or " in a " in caption:
-        return []
+    sound ("speech", "music") or one word of it ("rain", "explosion"), not the file's
+    particulars. All stay true of mixtures and rooms too: every named sound is in them."""
     out = []
     if _SPEECH.search(caption):
         out += ["speech", "a person speaking", "someone talking", "a voice"]
@@ -151,6 +163,8 @@ def general_captions(caption: str) -> list[str]:
             out.append("a man speaking")
     elif _MUSIC.search(caption):
         out += ["music", "a piece of music", "a song"]
+    else:
+        out += keywords(caption)[:4]
     if out and _DISTANT.search(caption):
         out = [f"{c}, far away" for c in out]
     return out
@@ -269,7 +283,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
             print(f"step {step} validation {validate(model, held)}", flush=True)
             model.train()
         if step % 50 == 0 or step == steps:
-            print(f"step {step} loss {np.mean(losses):.3f} scale {float(log_scale.exp()):.1f} "
+            print(f"step {step} loss {np.mean(losses):.3f} scale {log_scale.exp().item():.1f} "
                   f"{(time.time() - started) / len(losses):.2f} s/step", flush=True)
             losses, started = [], time.time()
             tmp = latest + ".tmp"
@@ -308,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("build", help="encode captioned crops of the corpus into token shards")
     b.add_argument("--corpus", default="corpus")
     b.add_argument("--out", default="checkpoints/embed-data")
+    b.add_argument("--passes", type=int, default=2, help="passes over the corpus (other crops each time)")
     b.add_argument("--threads", type=int, default=2)
     t = sub.add_parser("train", help="train the audio tower on the built shards (resumable)")
     t.add_argument("--data", default="checkpoints/embed-data")
@@ -326,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     if args.step == "build":
-        build(args.corpus, args.out)
+        build(args.corpus, args.out, args.passes)
     elif args.step == "train":
         train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout)
     else:

@@ -147,13 +147,16 @@ def shard_count(crops: CropSource) -> int:
     return -(-len(crops.plan) // CROPS_PER_SHARD)
 
 
-def shard_examples(crops: CropSource, shard: int, synth_share: float = 0.2, augment: float = 0.6):
+def shard_examples(crops: CropSource, shard: int, passes: int = 0, synth_share: float = 0.2,
+                   augment: float = 0.6):
     """Yield the (samples, caption) examples of one shard: its planned crops (clean, then with
     probability `augment` a transformed copy), with procedural sounds mixed in at `synth_share`.
-    Deterministic per shard, so an interrupted build resumes at the next missing shard."""
-    rng = np.random.default_rng([shard, 1])
-    crops.rng = np.random.default_rng([shard, 2])
-    synth_rng = np.random.default_rng([SYNTH_SEED, shard])
+    Deterministic per (pass, shard), so an interrupted build resumes at the next missing shard;
+    another pass over the plan takes other crops, transformations and procedural sounds."""
+    seed = [shard] if passes == 0 else [passes, shard]
+    rng = np.random.default_rng(seed + [1])
+    crops.rng = np.random.default_rng(seed + [2])
+    synth_rng = np.random.default_rng([SYNTH_SEED, *seed])
     for index in crops.plan[shard * CROPS_PER_SHARD : (shard + 1) * CROPS_PER_SHARD]:
         x, caption = crops.crop(index)
         yield x, caption
