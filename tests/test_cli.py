@@ -456,7 +456,8 @@ def test_shell_completion_scripts_and_answers():
     env = dict(ENV, _SOUNDTOK_COMPLETE="source_bash")
     script = subprocess.run(CLI, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert "complete -o default -F _soundtok_completion soundtok" in script.stdout, script.stderr
-    shown = subprocess.run(["bash", "-c", f"{SOUNDTOK} --show-completion"], env=ENV,
+    # "; exit $?" keeps bash from exec'ing python, so python's parent is bash, as from a terminal
+    shown = subprocess.run(["bash", "-c", f"{SOUNDTOK} --show-completion; exit $?"], env=ENV,
                            capture_output=True, text=True, timeout=TIMEOUT)
     assert shown.returncode == 0 and "_soundtok_completion" in shown.stdout, shown.stderr
     env = dict(ENV, _SOUNDTOK_COMPLETE="complete_bash", COMP_WORDS="soundtok enc", COMP_CWORD="1")
