@@ -1,0 +1,149 @@
+"""Restore one audio file: analyse it (hum frequency, hiss floor), then stream it through the
+chosen filters into the output (and the residual, input minus output), in bounded memory.
+
+Analysis needs the whole signal before any output can be written (a long-term spectrum, a noise
+floor over the quietest moments), so the file is read once per analysing step and once more to
+write: hum is found on the input, the hiss floor on the input with hum and clicks removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from soundtok_cli.io.audio import AudioWriter, open_audio
+from soundtok_cli.separate.clicks import ClickRepair
+from soundtok_cli.separate.hiss import HissFilter, NoiseFloor
+from soundtok_cli.separate.hum import HumFilter, HumInfo, LongTermSpectrum, detect_hum
+from soundtok_cli.separate.stream import Chunked
+
+BLOCK = 1 << 16
+CHUNK = 1 << 17
+
+
+@dataclass
+class Restored:
+    source: str
+    output: str
+    residual: str | None
+    sample_rate: int
+    channels: int
+    frames: int
+    removed: list[str]
+    hum: dict | None = None  # {frequency, harmonics, levels_db} when found
+    hum_found: bool | None = None  # None: not asked
+    clicks: int | None = None  # gaps repaired
+    hiss_floor_dbfs: float | None = None
+    silent: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "duration": round(self.duration, 6)}
+
+
+def restore_file(source: str, remove: list[str], output: str, residual: str | None = None,
+                 fmt: str | None = None, residual_fmt: str | None = None, strength: float = 1.0,
+                 chunk: int = CHUNK) -> Restored:
+    """Remove `remove` (names from REMOVABLE, in order) from `source`; write `output` (a path or
+    "-") and optionally `residual`. Raises InputError for an unreadable input."""
+    with open_audio(source) as reader:
+        sr, channels = reader.sample_rate, reader.channels
+        report = Restored(source, output, residual, sr, channels, reader.frames, list(remove))
+        stages: list = []
+        peak = 0.0
+        if "hum" in remove:
+            spectrum = LongTermSpectrum(sr, channels)
+            for block in reader.blocks(BLOCK):
+                spectrum.update(block)
+            peak = spectrum.peak
+            info = detect_hum(spectrum.result(), sr) if peak > 0 else None
+            report.hum_found = info is not None
+            if info is not None:
+                report.hum = {"frequency": info.frequency, "harmonics": info.harmonics, "levels_db": info.levels_db}
+                stages.append(HumFilter(info, sr))
+        if "clicks" in remove:
+            stages.append(ClickRepair(sr))
+        if "hiss" in remove:
+            floor = NoiseFloor(sr, channels)
+            for _, out in _run(reader, stages, channels, chunk):
+                floor.update(out)
+            noise = floor.result()
+            if noise is not None:
+                report.hiss_floor_dbfs = round(floor.level_dbfs(noise), 1)
+                stages.append(HissFilter(noise, sr, strength))
+        if "-" in (output, residual) and reader.format == "MP3" and not ({"hum", "hiss"} & set(remove)):
+            for _ in reader.blocks(BLOCK):  # a WAV header on stdout needs the exact length first
+                pass
+        report.frames = reader.frames  # exact once read through
+        peak = _write(reader, stages, channels, chunk, report, fmt, residual_fmt)
+        report.silent = peak == 0.0
+        if report.silent:
+            report.notes.append("silent; passed through unchanged")
+        clicker = next((s for s in stages if isinstance(s, ClickRepair)), None)
+        if "clicks" in remove:
+            report.clicks = clicker.repaired if clicker else 0
+        return report
+
+
+def _run(reader, stages, channels: int, chunk: int):
+    """(input block, output block) pairs of equal length, through every stage in turn."""
+    streams = [Chunked(stage, channels, chunk) for stage in stages]
+    pending: deque[np.ndarray] = deque()  # input not yet matched by output
+
+    def matched(out: np.ndarray):
+        parts, need = [], len(out)
+        while need:
+            head = pending[0]
+            take = min(need, len(head))
+            parts.append(head[:take])
+            if take == len(head):
+                pending.popleft()
+            else:
+                pending[0] = head[take:]
+            need -= take
+        return np.concatenate(parts), out
+
+    for block in reader.blocks(BLOCK):
+        pending.append(block.astype(np.float64))
+        out = block
+        for s in streams:
+            out = s.push(out)
+        if len(out):
+            yield matched(out)
+    for i, s in enumerate(streams):  # flush each stage through the ones after it
+        out = s.finish()
+        for later in streams[i + 1 :]:
+            out = later.push(out)
+        if len(out):
+            yield matched(out)
+
+
+def _write(reader, stages, channels: int, chunk: int, report: Restored, fmt, residual_fmt) -> float:
+    writers = []
+    for path, kind in ((report.output, fmt), (report.residual, residual_fmt)):
+        if path is None:
+            continue
+        if path != "-" and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        writers.append(AudioWriter(path, report.sample_rate, channels, kind, frames=report.frames))
+    peak = 0.0
+    try:
+        for x, y in _run(reader, stages, channels, chunk):
+            peak = max(peak, float(np.abs(x).max()))
+            writers[0].write(y.astype(np.float32) if stages else x)
+            if len(writers) > 1:
+                writers[1].write((x - y).astype(np.float32))
+        for writer in writers:
+            writer.close()
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    return peak
