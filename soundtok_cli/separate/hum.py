@@ -102,10 +102,27 @@ def detect_hum(power: np.ndarray, sample_rate: int) -> HumInfo | None:
         if best is None or score[i] > best[0]:
             best = (score[i], f0[i], heights[i])
     _, frequency, heights = best
+    frequency = _refine(level, bin_hz, frequency, heights)
+    heights = np.interp(frequency * np.arange(1, MAX_HARMONICS + 1) / bin_hz, np.arange(n), salience, right=0.0)
+    heights[frequency * np.arange(1, MAX_HARMONICS + 1) >= sample_rate / 2 - 20.0] = 0.0
     if not (heights[0] >= FUNDAMENTAL_DB or (heights >= HARMONIC_DB).sum() >= MIN_HARMONICS):
         return None
     present = [int(k) for k in np.flatnonzero(heights >= PRESENT_DB) + 1]
     return HumInfo(round(float(frequency), 3), present, [round(float(heights[k - 1]), 1) for k in present])
+
+
+def _refine(level: np.ndarray, bin_hz: float, f0: float, heights: np.ndarray) -> float:
+    """f0 from the exact position of the strongest harmonic's peak (parabolic interpolation of the
+    dB spectrum): the comb search can be pulled a little by broad partials of speech or music."""
+    k = int(np.argmax(heights)) + 1
+    centre = int(round(k * f0 / bin_hz))
+    reach = max(1, int(np.ceil(0.6 / bin_hz)))  # the comb lands within about 0.5 Hz of a harmonic
+    lo, hi = max(centre - reach, 1), min(centre + reach + 1, len(level) - 1)
+    i = lo + int(np.argmax(level[lo:hi]))
+    a, b, c = level[i - 1], level[i], level[i + 1]
+    shift = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c < 0 else 0.0
+    refined = (i + float(np.clip(shift, -0.5, 0.5))) * bin_hz / k
+    return refined if abs(refined - f0) * k <= 0.6 + bin_hz else f0
 
 
 class HumFilter:

@@ -1,0 +1,131 @@
+"""`soundtok separate` as a user runs it: files, templates, residuals, pipes, multichannel and
+44.1 kHz input, silence, and bad input (one line on stderr, no traceback, exit status 0/1/2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+CLI = [sys.executable, "-m", "soundtok_cli.app", "separate"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+
+
+def run(*args, stdin=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + [str(a) for a in args], env=ENV, capture_output=True, timeout=300, stdin=stdin, cwd=cwd)
+
+
+def one_line_error(result, code: int, *needles: str) -> str:
+    err = result.stderr.decode()
+    assert result.returncode == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def voice(n: int, rate: int, seed: int) -> np.ndarray:
+    """A speech-like test signal: a gliding harmonic voice in syllables, with pauses."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / rate
+    f0 = 110 + 30 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    tone = sum(np.sin(k * phase) / k for k in range(1, 25) if k * 140 < rate / 2)
+    syllables = np.clip(np.sin(2 * np.pi * 2.5 * t + rng.uniform(0, 6)), 0, None) ** 2
+    return 0.2 * tone * syllables
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("separate")
+    rate = 48000
+    n = 3 * rate
+    t = np.arange(n) / rate
+    clean = np.stack([voice(n, rate, 0), voice(n, rate, 1), voice(n, rate, 2)], axis=1)
+    hum = 0.05 * np.sin(2 * np.pi * 60.3 * t) + 0.03 * np.sin(2 * np.pi * 180.9 * t + 1)
+    sf.write(d / "hum3.wav", clean + hum[:, None], rate, subtype="FLOAT")
+    sf.write(d / "clean3.wav", clean, rate, subtype="FLOAT")
+    t44 = np.arange(2 * 44100) / 44100
+    sf.write(d / "hum44.flac", np.stack([voice(len(t44), 44100, 3)] * 2, 1) + 0.05 * np.sin(2 * np.pi * 50.0 * t44)[:, None], 44100)
+    sf.write(d / "silent.wav", np.zeros((rate, 2)), rate)
+    (d / "notes.wav").write_text("not audio\n")
+    return d
+
+
+def test_hum_removed_with_residual(files, tmp_path):
+    result = run(files / "hum3.wav", "--remove", "hum", "-o", tmp_path / "out.wav", "--residual", tmp_path / "res.wav")
+    assert result.returncode == 0, result.stderr.decode()
+    import re
+
+    found = re.search(r"hum at (\d+\.\d+) Hz removed", result.stderr.decode())
+    assert found and abs(float(found.group(1)) - 60.3) <= 0.02, result.stderr.decode()
+    x, rate = sf.read(files / "hum3.wav")
+    y, rate_out = sf.read(tmp_path / "out.wav")
+    r, _ = sf.read(tmp_path / "res.wav")
+    clean, _ = sf.read(files / "clean3.wav")
+    assert rate_out == rate and y.shape == x.shape == r.shape
+    assert np.max(np.abs(y + r - x)) < 1e-5  # residual = input - output (24-bit files)
+    for c in range(3):
+        assert np.sqrt(np.mean((y[:, c] - clean[:, c]) ** 2)) < 0.15 * np.sqrt(np.mean((x[:, c] - clean[:, c]) ** 2))
+
+
+def test_no_hum_leaves_audio_untouched(files, tmp_path):
+    result = run(files / "clean3.wav", "--remove", "hum", "-o", tmp_path / "same.wav", "--format", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert report["hum_found"] is False and report["hum"] is None
+    assert "no hum found" in result.stderr.decode()
+    x, _ = sf.read(files / "clean3.wav")
+    y, _ = sf.read(tmp_path / "same.wav")
+    assert np.max(np.abs(y - x)) < 2**-22  # only the 24-bit rounding of the output file
+
+
+def test_template_several_inputs_44k_and_silence(files, tmp_path):
+    result = run(files / "hum44.flac", files / "silent.wav", "--remove", "hum,clicks", "--remove", "hiss",
+                 "-o", tmp_path / "out/{stem}.flac", "--format", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    reports = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["removed"] for r in reports] == [["hum", "clicks", "hiss"]] * 2
+    assert abs(reports[0]["hum"]["frequency"] - 50.0) < 0.1 and reports[0]["sample_rate"] == 44100
+    assert reports[1]["silent"] is True and "silent; passed through unchanged" in result.stderr.decode()
+    info = sf.info(tmp_path / "out/hum44.flac")
+    assert (info.samplerate, info.channels, info.frames) == (44100, 2, 2 * 44100)
+    silent, _ = sf.read(tmp_path / "out/silent.flac")
+    assert silent.shape == (48000, 2) and not silent.any()
+
+
+def test_pipe_in_and_out(files):
+    with open(files / "hum3.wav", "rb") as f:
+        result = run("-", "--remove", "hum", stdin=f)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout[:4] == b"RIFF"
+    import io
+
+    y, rate = sf.read(io.BytesIO(result.stdout))
+    assert rate == 48000 and y.shape == (3 * 48000, 3)
+
+
+def test_descriptions_need_the_model(files, tmp_path):
+    for args in (["--keep", "speech"], ["--remove", "crowd chatter"], ["--remove", "hum,traffic"]):
+        line = one_line_error(run(files / "hum3.wav", *args, "-o", tmp_path / "x.wav"), 2, "hum, clicks and hiss", "separation model")
+        assert "not implemented" not in line
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_bad_inputs(files, tmp_path):
+    one_line_error(run(tmp_path / "missing.wav", "--remove", "hum", "-o", tmp_path / "a.wav"), 2, "missing.wav", "no such file")
+    one_line_error(run(files / "notes.wav", "--remove", "hum", "-o", tmp_path / "a.wav"), 2, "notes.wav", "not an audio file")
+    one_line_error(run(files / "hum3.wav", files / "clean3.wav", "--remove", "hum", "-o", tmp_path / "one.wav"), 2, "template")
+    one_line_error(run(files / "hum3.wav", "--remove", "hum", "-o", tmp_path / "a.mp4"), 2, ".wav, .flac or .ogg")
+    one_line_error(run(files / "hum3.wav", "--remove", "hiss", "--strength", "5", "-o", tmp_path / "a.wav"), 2, "--strength")
+    # one bad input among good ones: the rest are written, exit status 1
+    result = run(files / "hum3.wav", files / "notes.wav", "--remove", "hum", "-q", "-o", tmp_path / "b/{stem}.wav")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip().splitlines() == [f"soundtok separate: {files / 'notes.wav'}: not an audio file or unsupported format"]
+    assert (tmp_path / "b/hum3.wav").exists() and not (tmp_path / "b/notes.wav").exists()
