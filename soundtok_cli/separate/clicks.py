@@ -4,9 +4,11 @@ least-squares AR interpolation (the classic declicker of Vaseghi and Rayner, God
 The signal is cut into blocks of about 21 ms on a grid fixed at sample 0. For each block an
 AR(p) model is fitted (autocorrelation method over a Hann window twice the block long) and the
 signal is inverse-filtered through it; music and speech leave a small, roughly white prediction
-error, a click leaves a spike. Samples whose error exceeds `threshold` times the robust standard
-deviation (median absolute error / 0.6745) of the surrounding three blocks are marked; marks
-closer than p samples join into one gap, widened by a few samples each side. A gap longer than
+error, a click leaves a spike. A sample is marked when its error exceeds both `threshold` times
+the robust standard deviation (median absolute error / 0.6745) and 2.5 times the 99th percentile
+of the errors, each the median over the block and its two neighbours (voiced speech has a spike
+at every glottal pulse: a click must stand out from those too). Marks closer than p samples join
+into one gap, widened by 2 samples before and 0.4 ms after (the error peaks at a click's start). A gap longer than
 `max_gap` (2.5 ms) is not a click (a drum hit, a consonant) and is left alone. Each gap is
 replaced by the samples that minimise the AR prediction error over the gap and p samples after
 it, given the known samples around it.
