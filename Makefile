@@ -104,7 +104,6 @@ print(f"     {s['sources']} files, {s['levels']} levels of {s['codebook_size']} 
 print(f"  3. Decoded {one} back through a pipe to {back}:")
 print(f"     {b.channels} channel(s), {b.samplerate} Hz, {b.frames} samples"
       f" (the original: {a.channels}, {a.samplerate} Hz, {a.frames}).")
-print()
 print(f"  4. Embedded the tokens (soundtok embed), indexed them in {demo}/index (soundtok index)")
 print(f"     and asked for \"distant thunder\" (soundtok search): the ranked hits are above.")
 print()
