@@ -27,20 +27,6 @@ binaural|stereo|foa|hoa2|hoa3|5.1|7.1.4, mixed into OUT (a template: one file pe
 
 Exit status: 0 all decoded, 1 some sources failed, 2 nothing could be done."""
 
-FORMATS = ("wav", "flac", "ogg")
-
-
-def _format_for(path: str, fmt: Optional[str]) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown format '{fmt}' ({', '.join(FORMATS)})", "--format")
-        return fmt
-    if path == "-":
-        return "wav"
-    ext = os.path.splitext(path)[1].lstrip(".").lower()
-    if ext not in FORMATS:
-        raise UsageError(f"cannot tell the audio format from '{path}'; end it in .wav, .flac or .ogg or give --format", "-o")
-    return ext
 
 
 def decode(
@@ -62,7 +48,7 @@ def decode(
     from soundtok_cli.codec.files import decode_channels, plan_decode
     from soundtok_cli.codec.sources import group_sources, output_path
     from soundtok_cli.console import Reporter
-    from soundtok_cli.io.audio import AudioWriter
+    from soundtok_cli.io.audio import AudioWriter, output_format
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
     from soundtok_cli.io.stream import read_batches
     from soundtok_cli.models.registry import codec_for_store
@@ -85,7 +71,7 @@ def decode(
         raise UsageError("must be between 8000 and 192000 Hz", "--sample-rate")
     if levels is not None and levels < 1:
         raise UsageError("must be at least 1", "--levels")
-    audio_format = _format_for(output, fmt)
+    audio_format = output_format(output, fmt)
     if output == "-":
         refuse_binary_to_terminal("audio")
     templated = "{" in output

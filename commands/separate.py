@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Annotated, Optional
@@ -33,20 +32,6 @@ terminal) or a template with {stem}, {name}, {dir}, {index} or {ext} for several
 length are kept; each channel is processed on its own. Exit status: 0 all inputs written, 1 some
 failed (the rest were written), 2 nothing could be done or a usage error."""
 
-FORMATS = ("wav", "flac", "ogg")
-
-
-def _format_for(path: str, fmt: Optional[str], option: str) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown format '{fmt}' ({', '.join(FORMATS)})", "--audio-format")
-        return fmt
-    if path == "-":
-        return "wav"
-    ext = os.path.splitext(path)[1].lstrip(".").lower()
-    if ext not in FORMATS:
-        raise UsageError(f"cannot tell the audio format from '{path}'; end it in .wav, .flac or .ogg", option)
-    return ext
 
 
 def separate(
@@ -65,6 +50,7 @@ def separate(
     from soundtok_cli.codec.sources import output_path
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.inputs import expand_audio_inputs, refuse_binary_to_terminal, is_terminal_stdout
+    from soundtok_cli.io.audio import output_format
     from soundtok_cli.separate import MODEL_NEEDED, parse_removals
     from soundtok_cli.separate.restore import restore_file
 
@@ -84,8 +70,9 @@ def separate(
         raise UsageError("the output and the residual cannot both go to stdout", "--residual")
     if fmt == "json" and "-" in (output, residual):
         raise UsageError("--format json writes the report to stdout, which then cannot carry audio; give -o FILE")
-    out_format = _format_for(output, audio_format, "-o")
-    res_format = _format_for(residual, audio_format, "--residual") if residual is not None else None
+    out_format = output_format(output, audio_format, "--audio-format")
+    res_format = (output_format(residual, audio_format, "--audio-format", "--residual")
+                  if residual is not None else None)
     if "-" in (output, residual):
         refuse_binary_to_terminal("audio")
 

@@ -63,6 +63,7 @@ def spatialize(
     """Place sounds in 3D: binaural, ambisonics, loudspeakers, moving sources."""
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
+    from soundtok_cli.io.audio import output_format
     from soundtok_cli.spatial import pipeline as sp
 
     reporter = Reporter("spatialize", quiet=quiet, verbose=verbose)
@@ -93,7 +94,7 @@ def spatialize(
         sp.check_render_options(render, via, room, hrtf)
         if output is None:
             output = "-"
-        job = sp.RenderJob(render, output, sp.audio_format(output, fmt), sample_rate, hrtf, room, doppler, via)
+        job = sp.RenderJob(render, output, output_format(output, fmt), sample_rate, hrtf, room, doppler, via)
         if output == "-":
             refuse_binary_to_terminal("audio")
         done, seconds = sp.render_all(job, sp.with_audio(sp.placed_inputs(entries, codecs, audio=True)), reporter.error)

@@ -36,6 +36,24 @@ _WRITE_FORMATS = {  # fmt -> (libsndfile format, subtype)
 }
 _EXTENSION_FORMATS = {".wav": "wav", ".wave": "wav", ".flac": "flac", ".ogg": "ogg", ".oga": "ogg"}
 
+
+
+def output_format(path: str, fmt: str | None, option: str = "--format", subject: str = "-o") -> str:
+    """The format an output path is written in: `fmt` when given, WAV for stdout ("-"), else the
+    file's extension; a UsageError (naming `option`, or `subject` for the path) when none tells."""
+    if fmt:
+        if fmt not in _WRITE_FORMATS:
+            raise UsageError(f"unknown format '{fmt}' ({', '.join(_WRITE_FORMATS)})", option)
+        return fmt
+    if path == "-":
+        return "wav"
+    found = _EXTENSION_FORMATS.get(os.path.splitext(path)[1].lower())
+    if found is None:
+        raise UsageError(f"cannot tell the audio format from '{path}'; end it in .wav, .flac or .ogg "
+                         f"or give {option}", subject)
+    return found
+
+
 EMPTY = "empty file"
 NOT_AUDIO = "not an audio file or unsupported format"
 CORRUPT = "truncated or corrupt audio data"

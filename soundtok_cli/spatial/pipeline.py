@@ -39,7 +39,6 @@ SOURCE_KEYS = {"file", "at", "path", "trajectory", "start", "gain_db"}
 MAX_SCENE_BYTES = 1 << 20
 MAX_SOURCES = 1024
 STORE_SUFFIXES = (".zarr", ".zarr.zip", ".zarr/")
-FORMATS = ("wav", "flac", "ogg")
 
 
 # --------------------------------------------------------------------------------------------
@@ -297,17 +296,6 @@ def decode_mono(codec, placed: Placed) -> np.ndarray:
 # Rendering
 
 
-def audio_format(path: str, fmt: str | None) -> str:
-    if fmt:
-        if fmt not in FORMATS:
-            raise UsageError(f"unknown format '{fmt}' ({', '.join(FORMATS)})", "--format")
-        return fmt
-    if path == "-":
-        return "wav"
-    ext = os.path.splitext(path)[1].lstrip(".").lower()
-    if ext not in FORMATS:
-        raise UsageError(f"cannot tell the audio format from '{path}'; end it in .wav or .flac or give --format", "-o")
-    return ext
 
 
 @dataclass
@@ -494,10 +482,11 @@ def decode_render(store: str, output: str, target: str, *, hrtf: str | None, roo
     import time
 
     from soundtok_cli.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+    from soundtok_cli.io.audio import output_format
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
 
     check_render_options(target, None, room, hrtf)
-    job = RenderJob(target, output, audio_format(output, fmt), rate, hrtf, room)
+    job = RenderJob(target, output, output_format(output, fmt), rate, hrtf, room)
     if output == "-":
         refuse_binary_to_terminal("audio")
     codecs = CodecCache("soundtok-codec", device)
