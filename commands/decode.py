@@ -52,7 +52,7 @@ def decode(
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
     from soundtok_cli.io.stream import read_batches
     from soundtok_cli.models.registry import codec_for_store
-    from soundtok_cli.progress import AudioProgress, format_hours
+    from soundtok_cli.progress import AudioProgress, format_hours, format_speed
     from soundtok_cli.threads import configure_torch_threads
 
     reporter = Reporter("decode", quiet=quiet, verbose=verbose)
@@ -81,7 +81,7 @@ def decode(
     written: set[str] = set()
     progress = AudioProgress(reporter, None, "decoding")
     decoded = 0
-    groups = group_sources(read_batches(store or "-", expect_kind="tokens"))
+    groups = group_sources(_token_batches(read_batches(store or "-"), store or "-"))
     try:
         group = next(groups, None)
         if group is None:
@@ -121,9 +121,21 @@ def decode(
             raise
         reporter.error(error)
     progress.close()
-    reporter.note(f"decoded {decoded} source{'' if decoded == 1 else 's'} ({format_hours(progress.audio_seconds)}) at {progress.speed:.0f}x real time"
+    reporter.note(f"decoded {decoded} source{'' if decoded == 1 else 's'} ({format_hours(progress.audio_seconds)}) at {format_speed(progress.speed, 1.0)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if decoded == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
+
+
+def _token_batches(batches, subject: str):
+    """The batches of a tokens store; a spatial store is told how it decodes."""
+    for batch in batches:
+        if batch.kind == "spatial":
+            raise InputError("is a spatial store; give --render binaural, stereo, foa, hoa2, hoa3, 5.1 "
+                             "or 7.1.4 to render it", subject)
+        if batch.kind != "tokens":
+            raise InputError(f"is {'an' if batch.kind[0] in 'aeiou' else 'a'} {batch.kind} store, "
+                             "expected tokens", subject)
+        yield batch
 
 
 def register(app: typer.Typer) -> None:

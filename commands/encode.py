@@ -44,7 +44,7 @@ def encode(
     from soundtok_cli.io.inputs import expand_audio_inputs, refuse_binary_to_terminal
     from soundtok_cli.io.sink import open_sink
     from soundtok_cli.models.registry import load_codec
-    from soundtok_cli.progress import AudioProgress, format_hours
+    from soundtok_cli.progress import AudioProgress, format_hours, format_speed
     from soundtok_cli.threads import configure_torch_threads
 
     reporter = Reporter("encode", quiet=quiet, verbose=verbose)
@@ -105,7 +105,7 @@ def encode(
     progress.close()
     failed = reporter.failures
     summary = (f"encoded {ok} of {len(sources)} inputs ({format_hours(progress.audio_seconds)}) at "
-               f"{progress.speed:.0f}x real time, {codec.config.bitrate_kbps(n_levels):g} kbps ({n_levels} levels)")
+               f"{format_speed(progress.speed, 1.0)}, {codec.config.bitrate_kbps(n_levels):g} kbps ({n_levels} levels)")
     if failed:
         summary += f"; {failed} failed"
     if report_format == "json":

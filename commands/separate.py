@@ -51,6 +51,7 @@ def separate(
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.inputs import expand_audio_inputs, refuse_binary_to_terminal, is_terminal_stdout
     from soundtok_cli.io.audio import output_format
+    from soundtok_cli.progress import format_speed
     from soundtok_cli.separate import MODEL_NEEDED, parse_removals
     from soundtok_cli.separate.restore import restore_file
 
@@ -114,7 +115,7 @@ def separate(
     elapsed = max(time.monotonic() - started, 1e-9)
     if done == 0 and reporter.failures:
         raise typer.Exit(EXIT_USAGE)
-    reporter.note(f"restored {done} file{'' if done == 1 else 's'} ({seconds:.1f} s) at {seconds / elapsed:.0f}x real time"
+    reporter.note(f"restored {done} file{'' if done == 1 else 's'} ({seconds:.1f} s) at {format_speed(seconds, elapsed)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if done == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 

@@ -64,6 +64,7 @@ def spatialize(
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
     from soundtok_cli.io.audio import output_format
+    from soundtok_cli.progress import format_speed
     from soundtok_cli.spatial import pipeline as sp
 
     reporter = Reporter("spatialize", quiet=quiet, verbose=verbose)
@@ -136,7 +137,7 @@ def spatialize(
     elapsed = max(time.monotonic() - started, 1e-9)
     if done == 0 and reporter.failures:  # the error lines said it all
         raise typer.Exit(EXIT_USAGE)
-    reporter.note(summary + f" at {seconds / elapsed:.0f}x real time" + (f"; {reporter.failures} failed" if reporter.failures else ""))
+    reporter.note(summary + f" at {format_speed(seconds, elapsed)}" + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if done == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 
 

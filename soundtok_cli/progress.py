@@ -41,11 +41,18 @@ class AudioProgress:
         self.audio_seconds += audio_seconds
         if self._progress is not None:
             self._progress.update(self._task, advance=1, audio=format_hours(self.audio_seconds),
-                                  speed=f"{self.speed:.0f}x real time")
+                                  speed=format_speed(self.speed, 1.0))
 
     def close(self) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def format_speed(audio_seconds: float, wall_seconds: float) -> str:
+    """"25x real time"; one decimal below 10x, so a slow run (a pipe feeding it slowly) does not
+    read as 0x."""
+    speed = audio_seconds / max(wall_seconds, 1e-9)
+    return f"{speed:.0f}x real time" if speed >= 10 else f"{speed:.1f}x real time"
 
 
 def format_hours(seconds: float) -> str:

@@ -104,6 +104,8 @@ def test_spatial_store_through_a_pipe(sounds):
     assert first[0] == pytest.approx([0, 0, 1], abs=1e-4) and np.ptp(first[:, 0]) > 300  # goes round
     info = run("info", "two.zarr.zip", cwd=sounds)
     assert info.returncode == 0 and b"spatial" in info.stdout
+    unrendered = run("decode", "two.zarr.zip", "-o", "dry/{stem}.wav", cwd=sounds)
+    one_line_error(unrendered, 2, "two.zarr.zip", "spatial store", "--render")
     rendered = run("decode", "two.zarr.zip", "--render", "foa", "-o", "foa/{stem}.wav", cwd=sounds)
     assert rendered.returncode == 0, rendered.stderr.decode()
     assert sf.info(sounds / "foa" / "tone44.wav").channels == 4

@@ -483,6 +483,7 @@ def decode_render(store: str, output: str, target: str, *, hrtf: str | None, roo
 
     from soundtok_cli.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
     from soundtok_cli.io.audio import output_format
+    from soundtok_cli.progress import format_speed
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
 
     check_render_options(target, None, room, hrtf)
@@ -508,6 +509,6 @@ def decode_render(store: str, output: str, target: str, *, hrtf: str | None, roo
     if done == 0:  # the error lines said it all
         return EXIT_USAGE
     reporter.note(f"rendered {done} source{'' if done == 1 else 's'} {target} ({seconds:.1f} s) to "
-                  f"{', '.join(job.written) or 'nothing'} at {seconds / elapsed:.0f}x real time"
+                  f"{', '.join(job.written) or 'nothing'} at {format_speed(seconds, elapsed)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     return EXIT_USAGE if done == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK
