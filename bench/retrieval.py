@@ -241,7 +241,7 @@ def main(argv=None) -> None:
                     ("  by item", item["class_words"]), ("  by item", item["paraphrases"])):
         print(f"{kind:<12} {s['queries']:>3} {s['hit1']:>7.3f} {s['hit10']:>7.3f} {s['ap']:>7.3f}   "
               f"        {s['random_hit1']:>6.3f} {s['random_hit10']:>7.3f} {s['random_ap']:>6.3f}")
-    print(f"\nper class (class word): relevant clips, Hit@10, AP")
+    print("\nper class (class word): relevant clips, Hit@10, AP")
     for r in rows:
         if r["kind"] == "class word":
             print(f"  {r['class']:<15} {r['relevant']:>4} {r['hit10']:>4.0f} {r['ap']:>6.3f}")

@@ -73,15 +73,14 @@ class AudioEmbedder:
 
     @torch.inference_mode()
     def embed_item(self, codes: np.ndarray, duration: float, window: float, hop: float):
-        """One item's codes -> (segment times (S, 2) seconds, segment vectors (S, D), item vector (D,)).
+        """One item's codes (at least one frame) -> (segment times (S, 2) seconds, segment vectors
+        (S, D), item vector (D,)).
 
         Windows start every `hop`; a last window ends at the item's end when the regular ones stop
         short of it; an item shorter than a window is one segment."""
         win, step = self.window_frames(window, hop)
-        feats = self.features(codes) if len(codes) else torch.zeros(self.tower.config.dim, 0)
+        feats = self.features(codes)
         n = feats.shape[1]
-        if n == 0:
-            raise InputError("item has no frames to embed")
         starts = list(range(0, max(1, n - win + 1), step))
         if starts[-1] + win < n:
             starts.append(n - win)
@@ -101,6 +100,9 @@ class AudioEmbedder:
         self.check_codec(batch.codec, subject)
         times, vectors, items = [], [], []
         for i in range(len(batch)):
+            if not batch.items["length"][i]:
+                raise InputError(f"item {batch.items['source'][i]} (channel {batch.items['channel'][i]}) "
+                                 "has no frames to embed", subject)
             t, v, item = self.embed_item(batch.item_codes(i), float(batch.items["duration"][i]), window, hop)
             times.append(t)
             vectors.append(v)

@@ -58,7 +58,7 @@ def build(corpus: str, out: str, passes: int = 1, batch: int = 32) -> None:
         print(f"pass {pass_index + 1}, shard {shard + 1}/{total}: {len(captions)} examples in {time.time() - started:.0f} s", flush=True)
 
 
-def code_vectors(codec, levels: int) -> "torch.Tensor":
+def code_vectors(codec, levels: int):
     """(levels, codebook, dim): each level's code vectors as the codec decoder receives them."""
     import torch
 
