@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("train", help="train the audio tower on the built shards (resumable)")
     t.add_argument("--data", default="checkpoints/embed-data")
     t.add_argument("--checkpoints", default="checkpoints/embed")
-    t.add_argument("--steps", type=int, default=8500)
+    t.add_argument("--steps", type=int, default=11000)
     t.add_argument("--batch", type=int, default=192)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--holdout", default="shard-0000.npz", help="shard kept out to measure retrieval")
