@@ -23,6 +23,7 @@ import soundfile
 from soundfile import _ffi, _snd  # raw libsndfile reads; see _read_into
 
 from soundtok_cli.errors import InputError, SoundtokError, UsageError
+from soundtok_cli.io.inputs import open_input
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -177,7 +178,7 @@ class AudioReader:
 
 def open_audio(source: str) -> AudioReader:
     """Open a file path, or "-" for a WAV/FLAC/OGG/... stream on stdin, and validate it."""
-    handle = _spool_stdin() if source == "-" else _open_file(source)
+    handle = _spool_stdin() if source == "-" else open_input(source)
     try:
         if os.fstat(handle.fileno()).st_size == 0:
             raise InputError(EMPTY, source)
@@ -192,16 +193,6 @@ def open_audio(source: str) -> AudioReader:
         raise
     return reader
 
-
-def _open_file(path: str) -> IO[bytes]:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory", path) from None
-    except OSError as error:
-        raise InputError(f"cannot open ({(error.strerror or str(error)).lower()})", path) from None
 
 
 def _spool_stdin() -> IO[bytes]:

@@ -10,6 +10,7 @@ import glob
 import os
 import sys
 from collections.abc import Iterator
+from typing import IO
 
 from soundtok_cli.errors import InputError, UsageError
 
@@ -117,6 +118,27 @@ def _expand_list(arg: str) -> Iterator[str | InputError]:
             yield "-"
         else:
             yield from _expand_path(os.path.join(base, os.path.expanduser(line)))
+
+
+def open_input(path: str) -> IO[bytes]:
+    """A local input file opened for reading; an InputError naming it when it cannot be."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError("no such file", path) from None
+    except IsADirectoryError:
+        raise InputError("is a directory", path) from None
+    except OSError as error:
+        raise InputError(f"cannot open ({_os_message(error)})", path) from None
+
+
+def read_small_input(path: str, limit: int, what: str) -> bytes:
+    """The bytes of a small input file (a scene, a trajectory), refusing one over `limit` bytes."""
+    with open_input(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise InputError(f"{what} larger than {limit >> 20} MB", path)
+    return data
 
 
 def _os_message(error: OSError) -> str:

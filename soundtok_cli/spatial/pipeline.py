@@ -96,17 +96,9 @@ class Scene:
 
 def read_scene(path: str) -> Scene:
     """A scene file (TOML, or JSON when it ends in .json); see the module doc."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SCENE_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory", path) from None
-    except OSError as error:
-        raise InputError(f"cannot open ({(error.strerror or str(error)).lower()})", path) from None
-    if len(data) > MAX_SCENE_BYTES:
-        raise InputError("scene file larger than 1 MB", path)
+    from soundtok_cli.io.inputs import read_small_input
+
+    data = read_small_input(path, MAX_SCENE_BYTES, "scene file")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

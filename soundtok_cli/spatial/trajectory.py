@@ -124,17 +124,9 @@ def _split_opposites(times, directions, distances):
 
 def read_csv_trajectory(path: str) -> Trajectory:
     """A trajectory from a CSV file of ``t,az,el,dist`` rows (see the module doc)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CSV_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory", path) from None
-    except OSError as error:
-        raise InputError(f"cannot open ({(error.strerror or str(error)).lower()})", path) from None
-    if len(data) > MAX_CSV_BYTES:
-        raise InputError(f"trajectory larger than {MAX_CSV_BYTES >> 20} MB", path)
+    from soundtok_cli.io.inputs import read_small_input
+
+    data = read_small_input(path, MAX_CSV_BYTES, "trajectory")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
