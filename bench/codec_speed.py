@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from bench.results import write_json
+from bench.results import cpu_name, write_json
 
 CHUNK_SECONDS = 2
 NOTE_SECONDS = 0.25
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         result["ratio"] = {k: result["soundtok"][k]["x_realtime"] / result["encodec"][k]["x_realtime"]
                            for k in ("encode", "decode")}
     result["environment"] = {"python": platform.python_version(), "torch": torch.__version__,
-                             "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": _cpu_name(),
+                             "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": cpu_name(),
                              "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                              "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
                              "cuda_device": torch.cuda.get_device_name() if codec.device == "cuda" else None}
@@ -307,17 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(result))
     print(f"\nwrote {args.out} in {result['wall_seconds']:.1f} s")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

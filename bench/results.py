@@ -1,9 +1,10 @@
-"""Benchmark results files: one JSON document per run, written atomically."""
+"""Benchmark results files: one JSON document per run, written atomically; what machine it ran on."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 
 
 def write_json(path: str, payload: dict) -> None:
@@ -15,3 +16,15 @@ def write_json(path: str, payload: dict) -> None:
         json.dump(payload, f, indent=1)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo where there is one), for the environment record."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

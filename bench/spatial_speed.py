@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from bench.results import write_json
+from bench.results import cpu_name, write_json
 
 CASES = [  # name, target, sources (0 = --sources), moving, via, room
     ("binaural, 1 moving source", "binaural", 1, True, None, None),
@@ -128,24 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     result["targets"] = {"binaural_moving_x": binaural, "binaural_moving_met": binaural >= 100,
                          "hoa3_x": hoa3, "hoa3_met": hoa3 >= 10}
     result["environment"] = {"python": platform.python_version(), "numpy": np.__version__,
-                             "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": _cpu_name(),
+                             "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": cpu_name(),
                              "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
                              "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}
     write_json(args.out, result)
     print(format_report(result))
     print(f"\nwrote {args.out}")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -160,7 +160,9 @@ def test_other_weights_miss(tmp_path):
 def test_weights_are_hashed_once(tmp_path, monkeypatch):
     model = fake_model(tmp_path / "model")
     sha = describe_text_tower(model)["weights_sha256"]
-    monkeypatch.setattr(text, "_sha256_file", lambda path: pytest.fail("hashed again"))
+    from soundtok_cli.models import registry
+
+    monkeypatch.setattr(registry, "file_sha256", lambda path: pytest.fail("hashed again"))
     assert describe_text_tower(model)["weights_sha256"] == sha
 
 

@@ -23,7 +23,6 @@ The vectors agree with sentence-transformers' to within 1e-7 (tests/test_text_to
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import sqlite3
@@ -427,7 +426,9 @@ class _Cache:
             "SELECT sha256 FROM file_sha256 WHERE path = ? AND size = ? AND mtime_ns = ?", key)
         if row:
             return row[0][0]
-        sha = _sha256_file(path)
+        from soundtok_cli.models.registry import file_sha256
+
+        sha = file_sha256(str(path))
         self._write(("INSERT OR REPLACE INTO file_sha256 VALUES (?, ?, ?, ?)", [(*key, sha)]))
         return sha
 
@@ -476,9 +477,3 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

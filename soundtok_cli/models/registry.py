@@ -45,13 +45,19 @@ def find(name: str) -> ModelEntry:
     raise UsageError(f"unknown model '{name}' (built-in: {known})", "--codec")
 
 
-@functools.lru_cache(maxsize=None)
-def sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """The sha256 of a file's bytes, read 1 MiB at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def sha256(path: str) -> str:
+    """`file_sha256`, once per process: the built-in weights do not change under a running soundtok."""
+    return file_sha256(path)
 
 
 def pick_device(device: str) -> str:
