@@ -1,0 +1,115 @@
+"""Sampling token streams from the language model: endless, seeded, guided, never looping.
+
+`TokenGenerator.stream` yields (frames, levels) uint16 code chunks as they are made, for one or
+several conditions at once (rows of a batch). Memory is the model's fixed-size state plus the
+no-repeat table, whatever the duration. The same seed, conditions, settings and model give the
+same tokens (on the same kind of machine: floating-point sums differ between CPU and GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from soundtok_cli.generate.model import TokenLM
+from soundtok_cli.generate.norepeat import NoRepeat
+
+NO_REPEAT_SECONDS = 1.0
+CHUNK_FRAMES = 375        # 5 s: what a streaming reader waits for at most
+
+
+class TokenGenerator:
+    def __init__(self, model: TokenLM, identity: Mapping[str, Any], silence: list[int], device: str = "cpu"):
+        self.model = model.eval().to(device)
+        self.identity = dict(identity)   # name, version, weights_sha256, codec {...}
+        self.silence = frozenset(silence)
+        self.device = device
+
+    @property
+    def levels(self) -> int:
+        return self.model.config.levels
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.identity["codec"]["frame_rate"])
+
+    @property
+    def codec(self) -> dict:
+        return dict(self.identity["codec"])
+
+    @torch.inference_mode()
+    def stream(self, conditions: np.ndarray, frames: int, *, seed: int = 0, temperature: float = 1.0,
+               top_k: int = 250, guidance: float = 3.0, prime: np.ndarray | None = None,
+               chunk_frames: int = CHUNK_FRAMES, stats: dict | None = None) -> Iterator[np.ndarray]:
+        """Yield (rows, n, levels) uint16 chunks, `frames` frames in all.
+
+        conditions: (rows, 384) unit vectors in the joint space. prime: (T, >= levels) codes the
+        generation carries on from (the same for every row); it is read, not repeated, and its
+        coarse stretches count as already made for the no-repeat rule. guidance > 1 pushes the
+        distribution away from the unconditioned one (classifier-free guidance)."""
+        model = self.model
+        rows = len(conditions)
+        cond = torch.as_tensor(np.asarray(conditions, np.float32), device=self.device)
+        guided = guidance != 1.0
+        if guided:
+            cond = torch.cat([cond, model.null[None].expand(rows, -1)])
+        generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        window = max(2, round(NO_REPEAT_SECONDS * self.frame_rate))
+        guards = [NoRepeat(window, self.silence) for _ in range(rows)]
+
+        inputs = model.start.expand(len(cond), 1, -1)
+        if prime is not None and len(prime):
+            primed = torch.as_tensor(prime[:, : self.levels].astype(np.int64), device=self.device)
+            inputs = torch.cat([inputs, model.frame_inputs(primed[None]).expand(len(cond), -1, -1)], dim=1)
+            for guard in guards:
+                for token in prime[:, 0]:
+                    guard.push(int(token))
+        cond_in = model.cond_in(cond)[:, None]
+        out, state = model.rnn(inputs + cond_in, model.initial_state(cond))
+        hidden = model.norm(out[:, -1])
+
+        made = 0
+        pending: list[np.ndarray] = []
+        while made < frames:
+            tokens = self._sample_frame(hidden, rows, guided, guidance, temperature, top_k, guards, generator)
+            pending.append(tokens.cpu().numpy().astype(np.uint16))
+            made += 1
+            if len(pending) == chunk_frames or made == frames:
+                yield np.stack(pending, axis=1)
+                pending = []
+            if made < frames:
+                step = model.frame_inputs(tokens[:, None])
+                if guided:
+                    step = torch.cat([step, step])
+                out, state = model.rnn(step + cond_in, state)
+                hidden = model.norm(out[:, 0])
+        if stats is not None:
+            stats["no_repeat_interventions"] = sum(g.interventions for g in guards)
+
+    def _sample_frame(self, hidden, rows, guided, guidance, temperature, top_k, guards, generator) -> torch.Tensor:
+        model = self.model
+        chosen: list[torch.Tensor] = []
+        for level in range(self.levels):
+            both = chosen if not guided else [torch.cat([c, c]) for c in chosen]
+            logits = model.level_logits(hidden, both, level)
+            if guided:
+                conditioned, unconditioned = logits[:rows], logits[rows:]
+                logits = unconditioned + guidance * (conditioned - unconditioned)
+            logits = logits / max(temperature, 1e-3)
+            if level == 0:
+                for row, guard in enumerate(guards):
+                    banned = guard.forbidden()
+                    if banned:
+                        guard.interventions += 1
+                        logits[row, list(banned)] = float("-inf")
+            if 0 < top_k < logits.shape[-1]:
+                threshold = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < threshold, float("-inf"))
+            probs = torch.softmax(logits, dim=-1)
+            chosen.append(torch.multinomial(probs, 1, generator=generator)[:, 0])
+        for row, guard in enumerate(guards):
+            guard.push(int(chosen[0][row]))
+        return torch.stack(chosen, dim=1)
