@@ -43,13 +43,15 @@ class TokenGenerator:
     @torch.inference_mode()
     def stream(self, conditions: np.ndarray, frames: int, *, seed: int = 0, temperature: float = 1.0,
                top_k: int = 250, guidance: float = 3.0, prime: np.ndarray | None = None,
-               chunk_frames: int = CHUNK_FRAMES, stats: dict | None = None) -> Iterator[np.ndarray]:
+               chunk_frames: int = CHUNK_FRAMES, no_repeat: bool = True,
+               stats: dict | None = None) -> Iterator[np.ndarray]:
         """Yield (rows, n, levels) uint16 chunks, `frames` frames in all.
 
         conditions: (rows, 384) unit vectors in the joint space. prime: (T, >= levels) codes the
         generation carries on from (the same for every row); it is read, not repeated, and its
         coarse stretches count as already made for the no-repeat rule. guidance > 1 pushes the
-        distribution away from the unconditioned one (classifier-free guidance)."""
+        distribution away from the unconditioned one (classifier-free guidance). no_repeat=False
+        turns the no-repeat rule off (for measuring what the model does alone)."""
         model = self.model
         rows = len(conditions)
         cond = torch.as_tensor(np.asarray(conditions, np.float32), device=self.device)
@@ -58,7 +60,7 @@ class TokenGenerator:
             cond = torch.cat([cond, model.null[None].expand(rows, -1)])
         generator = torch.Generator(device=self.device).manual_seed(int(seed))
         window = max(2, round(NO_REPEAT_SECONDS * self.frame_rate))
-        guards = [NoRepeat(window, self.silence) for _ in range(rows)]
+        guards = [NoRepeat(window, self.silence) for _ in range(rows)] if no_repeat else []
 
         inputs = model.start.expand(len(cond), 1, -1)
         if prime is not None and len(prime):
@@ -102,7 +104,7 @@ class TokenGenerator:
             if level == 0:
                 for row, guard in enumerate(guards):
                     banned = guard.forbidden()
-                    if banned:
+                    if banned and len(banned) < logits.shape[-1]:   # all banned: a pathological table
                         guard.interventions += 1
                         logits[row, list(banned)] = float("-inf")
             if 0 < top_k < logits.shape[-1]:
