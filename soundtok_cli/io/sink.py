@@ -5,6 +5,10 @@ Make), ``-`` or None (a stream on stdout; refused when stdout is a terminal). Fi
 under a temporary sibling name and renamed into place on `close`, so an interrupted or failed run
 leaves nothing under the final name; `abort` (or an exception inside ``with``) removes the
 temporary. Batches are appended as they come: memory holds one batch.
+
+Items written in parts (batches marked with `soundtok_cli.io.parts.mark_continued`) go into a
+stream as they are, part by part; a file store gets them joined, so a store on disk holds whole
+items only (memory then holds the parts of one item).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import zipfile
 from typing import Any, BinaryIO
 
 from soundtok_cli.errors import UsageError
+from soundtok_cli.io.parts import PartJoiner, is_continued
 from soundtok_cli.io.store import MAX_BATCH_FRAMES, Batch, GroupWriter, check_compatible
 from soundtok_cli.io.stream import batch_archive, is_url
 
@@ -31,9 +36,10 @@ class Sink:
     def __init__(self) -> None:
         self.attrs: dict[str, Any] | None = None
         self.batches = 0
-        self.items = 0
+        self.items = 0  # whole items: the parts of one count once
         self.frames = 0
         self.closed = False
+        self._open_item = False  # the last batch's last item continues
 
     def write(self, batch: Batch, subject: str | None = None) -> None:
         """Append a batch; refuses (InputError naming both) one of another kind or model."""
@@ -47,8 +53,9 @@ class Sink:
             batch.validate(subject)
         self._write(batch)
         self.batches += 1
-        self.items += len(batch)
+        self.items += len(batch) - (1 if self._open_item and len(batch) else 0)
         self.frames += batch.frames
+        self._open_item = is_continued(batch)
 
     def _write(self, batch: Batch) -> None:
         raise NotImplementedError
@@ -84,7 +91,9 @@ class Sink:
 
 
 class StreamSink(Sink):
-    """Each batch becomes one complete ZIP archive on a binary file object, flushed at once."""
+    """Each batch becomes one complete ZIP archive on a binary file object, flushed at once.
+    Parts of an item pass through as they are (a batch split by ``max_frames`` says it continues
+    on its last piece only)."""
 
     def __init__(self, out: BinaryIO, name: str = "-", max_frames: int = MAX_BATCH_FRAMES):
         super().__init__()
@@ -120,7 +129,9 @@ def _temp_sibling(path: str, suffix: str, directory: bool) -> str:
 
 
 class DirectorySink(Sink):
-    """A Zarr directory store, grown batch by batch under a temporary name, renamed on close."""
+    """A Zarr directory store, grown batch by batch under a temporary name, renamed on close.
+    Parts of an item are joined before they are written; a stream cut off inside an item is an
+    InputError on close (and nothing is published)."""
 
     def __init__(self, path: str):
         super().__init__()
@@ -128,6 +139,7 @@ class DirectorySink(Sink):
         self.path = path.rstrip("/") or path
         self.tmp: str | None = None  # made on the first batch: a run that fails early leaves nothing
         self._writer: GroupWriter | None = None
+        self._joiner = PartJoiner(path)
 
     def _write(self, batch: Batch) -> None:
         if self._writer is None:
@@ -135,7 +147,8 @@ class DirectorySink(Sink):
 
             self.tmp = _temp_sibling(self.path, "", directory=True)
             self._writer = GroupWriter(LocalStore(self.tmp))
-        self._writer.append(batch)
+        for whole in self._joiner.push(batch):
+            self._writer.append(whole)
 
     def _finish(self) -> bool:
         """Complete the temporary store; False (and nothing left behind) when it got no batch."""
@@ -143,6 +156,7 @@ class DirectorySink(Sink):
             self._abort()
             return False
         try:
+            self._joiner.finish()
             self._writer.finish()
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)

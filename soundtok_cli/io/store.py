@@ -17,6 +17,10 @@ In memory a store (or a part of one) is a `Batch`: the ``soundtok`` attributes, 
 first axis is indexed by ``items/start`` and ``items/length``. Kinds are pluggable: `register_kind`
 adds one (its item fields, payload arrays and the attribute naming the model that made it).
 
+A batch of a stream may say ``"continues": true`` in its attributes: its last item carries on in
+the next batch (a long item written as it is made; see `soundtok_cli.io.parts`). Splitting such a
+batch keeps the flag on its last piece only; a store on disk never holds it.
+
 Only standard codecs are used (bytes, vlen-utf8 for strings, zstd), so any Zarr v3 client can read
 a store. This module imports numpy only; zarr is imported inside the functions that need it.
 """
@@ -35,6 +39,8 @@ from soundtok_cli.errors import InputError
 
 FORMAT_VERSION = 1
 ATTRS_KEY = "soundtok"
+# A stream batch's attribute: true when its last item continues in the next batch.
+CONTINUES = "continues"
 
 # Read-back batches hold at most this many frames (unless a single item is longer), so that a
 # store of any size is processed in bounded memory.
@@ -246,6 +252,8 @@ def check_attrs(root_attrs: Mapping[str, Any], subject: str | None, expect_kind:
     problem = spec.check_model(model)
     if problem:
         raise InputError(problem, subject)
+    if not isinstance(attrs.get(CONTINUES, False), bool):
+        raise InputError(f"{CONTINUES} must be true or false, not {attrs[CONTINUES]!r}", subject)
     return copy.deepcopy(dict(attrs))
 
 
@@ -476,12 +484,16 @@ class Batch:
 
     def split(self, max_frames: int = MAX_BATCH_FRAMES) -> Iterator["Batch"]:
         """Compact batches of consecutive items holding at most ``max_frames`` frames each (an item
-        longer than that travels alone)."""
+        longer than that travels alone). When this batch continues (its last item carries on in
+        the next batch), only the last piece says so."""
         if len(self) == 0 or (self.frames <= max_frames and self.is_compact()):
             yield self.compacted()
             return
         for lo, hi in frame_groups(self.items["length"], max_frames):
-            yield self.select(slice(lo, hi))
+            piece = self.select(slice(lo, hi))
+            if hi < len(self) and CONTINUES in self.attrs:
+                piece.attrs = {key: value for key, value in self.attrs.items() if key != CONTINUES}
+            yield piece
 
     @staticmethod
     def concat(batches: Iterable["Batch"], subject: str | None = None) -> "Batch":
@@ -690,7 +702,8 @@ def read_group(
     """Yield a store's items as compact batches of at most ``max_frames`` frames each (bounded
     memory: items are read in blocks, payload slices only for the items of one batch).
 
-    An empty store yields one empty batch, so its attributes still reach the reader.
+    An empty store yields one empty batch, so its attributes still reach the reader. A store that
+    says it continues (a batch of a stream) says so on its last batch only.
     """
     try:
         attrs = check_attrs(dict(group.attrs), subject, expect_kind)
@@ -752,6 +765,8 @@ def read_group(
                         raise InputError(f"{spec.item_ref} disagrees with items/start", subject)
                     _renumber_refs(spec, payload, lengths)
                 batch = Batch(copy.deepcopy(attrs), sub_items, payload)
+                if block + hi < n:  # not the store's last items: they do not continue
+                    batch.attrs.pop(CONTINUES, None)
                 bounds = spec.value_bounds(attrs)
                 for name, bound in bounds.items():
                     if payload[name].size and int(payload[name].max()) >= bound:

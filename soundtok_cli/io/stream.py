@@ -6,6 +6,10 @@ compressed), sizes in the local headers (no data descriptors) and a central dire
 record closing each archive. A reader therefore parses a stream sequentially from a pipe, one
 batch in memory at a time, and any single batch saved alone opens with zarr's stock ``ZipStore``.
 
+A batch may end with an item that continues in the next batch (``"continues": true`` in its
+attributes: a long item written as it is made, see `soundtok_cli.io.parts`); readers get such
+items joined unless they ask for the parts.
+
 `read_batches` reads any source: a directory store, a ``.zarr.zip`` file, a file holding a
 stream, ``-`` (stdin: a stream, or lines of store paths), or an fsspec URL. Everything that can go
 wrong with an input is an `InputError` naming it, never a traceback.
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from soundtok_cli.errors import InputError, UsageError
+from soundtok_cli.io.parts import check_parts, join_parts
 from soundtok_cli.io.store import (
     MAX_BATCH_FRAMES,
     Batch,
@@ -547,6 +552,7 @@ def read_batches(
     expect_kind: str | None = None,
     max_frames: int = MAX_BATCH_FRAMES,
     stdin: BinaryIO | None = None,
+    parts: bool = False,
 ) -> Iterator[Batch]:
     """Yield the batches of one source, in order, each of at most ``max_frames`` frames (one
     archive of a stream at a time; a large store slice by slice), so memory stays bounded.
@@ -554,18 +560,30 @@ def read_batches(
     ``source``: a directory store, a ``.zarr.zip`` file, a file holding a stream, an fsspec URL,
     or ``-`` for stdin (a stream, or lines of store paths read in turn). All batches of a source
     share kind and model. Errors are `InputError`s naming the source (a listed path for stdin).
+
+    An item that a stream holds in parts comes whole (one item, in a batch of its own), so a
+    reader sees whole items only. With ``parts=True`` the batches come as they arrive instead,
+    ``"continues"`` intact, for readers that work on an item while it arrives (decode); either
+    way a part that does not carry on its item, or a source that ends inside an item, is an
+    InputError.
     """
     if isinstance(source, str) and source == "-":
         for each in sniff_stdin(stdin):
-            yield from read_batches(each, expect_kind=expect_kind, max_frames=max_frames)
+            yield from read_batches(each, expect_kind=expect_kind, max_frames=max_frames, parts=parts)
         return
     src = source if isinstance(source, Source) else Source(source)
+    batches = _compatible(_read_source(src, expect_kind, max_frames), src.name)
+    yield from check_parts(batches, src.name) if parts else join_parts(batches, src.name)
+
+
+def _compatible(batches: Iterator[Batch], subject: str) -> Iterator[Batch]:
+    """The batches of one source, refusing one of another kind or model than the first."""
     first = None
-    for index, batch in enumerate(_read_source(src, expect_kind, max_frames)):
+    for batch in batches:
         if first is None:
             first = batch.attrs
         else:
-            check_compatible(first, batch.attrs, src.name)
+            check_compatible(first, batch.attrs, subject)
         yield batch
 
 
