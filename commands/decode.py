@@ -20,6 +20,8 @@ EPILOG = """Examples:
 OUT is one file (all channels of one source), - (WAV on stdout), or a template with {stem},
 {name}, {dir}, {index} or {ext} for stores that hold many sources. By default the original sample
 rate, channel count and duration come back. --levels N decodes only the N coarsest levels.
+A long item that a stream holds in parts (soundtok generate writes it so) is decoded as the parts
+arrive, in bounded memory: with -o -, WAV flows to stdout before the stream ends.
 A spatial store (soundtok spatialize) renders its sources at their positions with --render
 binaural|stereo|foa|hoa2|hoa3|5.1|7.1.4, mixed into OUT (a template: one file per source):
 
@@ -45,7 +47,7 @@ def decode(
     room: Annotated[Optional[str], typer.Option("--room", help="With --render: small, hall or outdoor.")] = None,
 ) -> None:
     """Decode tokens back into audio."""
-    from soundtok_cli.codec.files import decode_channels, plan_decode
+    from soundtok_cli.codec.files import decode_source, plan_decode
     from soundtok_cli.codec.sources import group_sources, output_path
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.audio import AudioWriter, output_format
@@ -81,16 +83,19 @@ def decode(
     written: set[str] = set()
     progress = AudioProgress(reporter, None, "decoding")
     decoded = 0
-    groups = group_sources(_token_batches(read_batches(store or "-"), store or "-"))
+    # Items that a stream holds in parts are decoded as the parts arrive (see decode_source).
+    groups = group_sources(_token_batches(read_batches(store or "-", parts=True), store or "-"))
     try:
         group = next(groups, None)
         if group is None:
             raise InputError("holds no items", store or "-")
         index = 0
         while group is not None:
-            following = next(groups, None)  # look ahead: a single OUT file takes one source only
-            if not templated and (following is not None or index > 0):
-                raise UsageError(f"{output} is one file but the store holds several sources; use a template such as 'out/{{stem}}.wav'", "-o")
+            # Look ahead: a single OUT file takes one source only. A source still arriving in parts
+            # is read first; what follows it is checked before its file is published.
+            following = _PENDING if group.rest is not None else next(groups, None)
+            if not templated and (index > 0 or following is not None and following is not _PENDING):
+                raise _one_file(output)
             if codec is None:
                 codec = codec_for_store(group.attrs, device, store or "-")
             try:
@@ -106,14 +111,20 @@ def decode(
                 if path != "-" and os.path.dirname(path):
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                 with AudioWriter(path, rate, len(group.channels), audio_format, frames=plan.frames_out) as writer:
-                    for block in decode_channels(codec, [c[:, :use] for c in group.channels], plan):
+                    for block in decode_source(codec, group, plan, use):
                         writer.write(block)
+                    if following is _PENDING:
+                        following = next(groups, None)
+                        if not templated and following is not None:
+                            raise _one_file(output)
                 written.add(path)
                 decoded += 1
                 progress.advance(plan.frames_out / rate)
                 reporter.detail(f"{group.source} -> {path}")
             except InputError as error:
                 reporter.error(error)
+            if following is _PENDING:  # the source failed before what follows it was read
+                following = next(groups, None)
             group, index = following, index + 1
     except SoundtokError as error:
         progress.close()
@@ -124,6 +135,13 @@ def decode(
     reporter.note(f"decoded {decoded} source{'' if decoded == 1 else 's'} ({format_hours(progress.audio_seconds)}) at {format_speed(progress.speed, 1.0)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if decoded == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
+
+
+_PENDING = object()  # the source after one still arriving in parts: not read yet
+
+
+def _one_file(output: str) -> UsageError:
+    return UsageError(f"{output} is one file but the store holds several sources; use a template such as 'out/{{stem}}.wav'", "-o")
 
 
 def _token_batches(batches, subject: str):

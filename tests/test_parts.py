@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import io
 import os
+import select
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
+import soundfile as sf
 from typer.testing import CliRunner
 
-from soundtok_cli.errors import InputError
+from soundtok_cli.codec.files import decode_channels, decode_source, plan_decode
+from soundtok_cli.codec.sources import group_sources
+from soundtok_cli.codec.streaming import BLOCK_FRAMES
+from soundtok_cli.errors import InputError, UsageError
 from soundtok_cli.io.parts import PartJoiner, check_parts, is_continued, join_parts, mark_continued
 from soundtok_cli.io.sink import StreamSink, open_sink
 from soundtok_cli.io.store import CONTINUES, Batch, check_compatible
@@ -19,6 +27,8 @@ from soundtok_cli.io.stream import Source, read_batches
 from factories import codec_attrs, stream_bytes, token_batch
 
 CODEC = codec_attrs(levels=4, codebook_size=2048)
+CLI = [sys.executable, "-m", "soundtok_cli.app"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 
 
 def whole_items(n: int, seed: int, codec: dict = CODEC) -> Batch:
@@ -270,3 +280,223 @@ def test_cat_saves_a_parts_stream_as_whole_items(tmp_path):
     (batch,) = read_batches(str(tmp_path / "out.zarr"), parts=True)
     assert not is_continued(batch)
     assert list(batch.items["length"])[0] == 500 and len(batch) == 2
+
+
+# -- decoding as the parts arrive -----------------------------------------------------------------
+
+SECONDS = 20  # 1500 frames: five decoder blocks
+
+
+@pytest.fixture(scope="module")
+def codec():
+    from soundtok_cli.models.registry import load_codec
+
+    return load_codec(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def real(codec) -> dict:
+    """The attributes of the built-in codec at 4 levels (what decode accepts)."""
+    return codec.describe(4)
+
+
+@pytest.fixture(scope="module")
+def sound(codec) -> list[np.ndarray]:
+    """Codes (1500, 4) of the two channels of 20 s of sound: a gliding tone, noise bursts."""
+    rate = 48000
+    t = np.arange(rate * SECONDS) / rate
+    rng = np.random.default_rng(0)
+    tone = 0.3 * np.sin(2 * np.pi * (200 + 15 * t) * t)
+    bursts = 0.2 * rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0.5)
+    channels = []
+    for x in (tone, bursts):
+        encoder = codec.encoder(rate, 4)
+        channels.append(np.concatenate([encoder.push(x.astype(np.float32)), encoder.finish()]))
+    assert channels[0].shape == (75 * SECONDS, 4)
+    return channels
+
+
+def next_group(groups):
+    group = next(groups)
+    assert group.streaming is not None
+    return group
+
+
+CUTS = {
+    "one cut": [7],
+    "irregular": [1, 2, 40, 41, 300, 326, 327, 650, 1200, 1499],
+    "every 50": list(range(50, 1500, 50)),
+}
+PLANS = {  # decode options: start, end, levels, rate
+    "whole": (0.0, None, 4, 48000),
+    "range": (3.3, 11.7, 2, 44100),
+    "from 17 s": (17.0, None, 4, 22050),
+    "to 4 s": (0.0, 4.0, 1, 48000),
+}
+
+
+@pytest.mark.parametrize("cuts", CUTS.values(), ids=CUTS.keys())
+@pytest.mark.parametrize("options", PLANS.values(), ids=PLANS.keys())
+def test_parts_decode_to_the_audio_of_the_joined_item(codec, real, sound, cuts, options):
+    start, end, levels, rate = options
+    plan = plan_decode(SECONDS, codec.config.frame_rate, rate, start, end)
+    want = np.concatenate(list(decode_channels(codec, [sound[0][:, :levels]], plan)))
+    groups = group_sources(check_parts(in_parts(sound[0], cuts, real, duration=SECONDS)))
+    got = np.concatenate(list(decode_source(codec, next_group(groups), plan, levels)))
+    assert next(groups, None) is None
+    assert got.shape == (plan.frames_out, 1)
+    assert np.array_equal(got, want)
+
+
+def test_audio_comes_as_soon_as_the_codes_it_needs_have_arrived(codec, real, sound):
+    part = 50
+    arrived = [0]
+
+    def arriving(batches):
+        for batch in batches:
+            arrived[0] += batch.frames
+            yield batch
+
+    plan = plan_decode(SECONDS, codec.config.frame_rate, 48000)
+    groups = group_sources(arriving(in_parts(sound[0], list(range(part, 1500, part)), real)))
+    delivered = 0
+    context = codec.config.decoder_context() + 1
+    for block in decode_source(codec, next_group(groups), plan, 4):
+        delivered += len(block) // codec.config.hop
+        if arrived[0] < 1500:
+            assert arrived[0] - delivered <= context + part, (arrived[0], delivered)
+    assert delivered == 1500
+
+
+def test_the_frame_decoder_holds_a_window_of_codes(codec, sound):
+    decoder = codec.frame_decoder()
+    context = codec.config.decoder_context() + 1
+    for lo in range(0, 1500, 20):
+        decoder.push(sound[0][lo : lo + 20])
+        list(decoder.blocks())
+        assert len(decoder.codes) <= BLOCK_FRAMES + 2 * context + 20
+    decoder.finish()
+    assert len(list(decoder.blocks())) == 1 and decoder.exhausted()
+
+
+def test_a_source_whose_last_channel_comes_in_parts(codec, real, sound):
+    left, right = sound
+    first = mark_continued(Batch.concat([item(left, real, channel=0), item(right[:400], real, channel=1, duration=SECONDS)]))
+    rest = in_parts(right[400:], [300, 600], real, channel=1, duration=SECONDS)
+    groups = group_sources(check_parts([first, *rest]))
+    group = next_group(groups)
+    assert len(group.channels) == 2 and group.streaming == 1
+    plan = plan_decode(SECONDS, codec.config.frame_rate, 44100, 1.0, 15.0)
+    got = np.concatenate(list(decode_source(codec, group, plan, 3)))
+    want = np.concatenate(list(decode_channels(codec, [left[:, :3], right[:, :3]], plan)))
+    assert np.array_equal(got, want)
+
+
+def test_a_channel_after_one_in_parts_is_refused(codec, real, sound):
+    left, right = sound
+    parts = in_parts(left, [700], real, after=item(right, real, channel=1))
+    groups = group_sources(check_parts(parts))
+    group = next_group(groups)
+    list(group.rest)
+    with pytest.raises(InputError, match="channel 1 follows channel 0, which came in parts"):
+        next(groups)
+
+
+# -- the decode command ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory, real, sound):
+    """A stream holding a 20 s item in parts between two whole items, and the same joined."""
+    d = tmp_path_factory.mktemp("streams")
+    before = item(sound[1][:150], real, source="before.wav")
+    after = item(sound[1][:75], real, source="after.wav")
+    parts = in_parts(sound[0], list(range(100, 1500, 100)), real, before=before, after=after)
+    (d / "parts.stream").write_bytes(stream_bytes(*parts))
+    (d / "gen.stream").write_bytes(stream_bytes(*in_parts(sound[0], list(range(100, 1500, 100)), real)))
+    with open_sink(str(d / "joined.zarr")) as sink:
+        for batch in parts:
+            sink.write(batch)
+    return d
+
+
+@pytest.mark.parametrize("options", [[], ["--start", "3.3", "--end", "11.7", "--levels", "2", "-r", "44100"]])
+def test_decode_of_a_parts_stream_equals_decode_of_the_joined_store(streams, options):
+    for name in ("parts.stream", "joined.zarr"):
+        result = run_cli(["decode", str(streams / name), "-o", str(streams / name) + "-{stem}.wav", *options])
+        assert result.exit_code == 0, result.output
+    for stem in ("before", "gen", "after"):
+        got, got_rate = sf.read(str(streams / f"parts.stream-{stem}.wav"), dtype="int32")
+        want, want_rate = sf.read(str(streams / f"joined.zarr-{stem}.wav"), dtype="int32")
+        assert got_rate == want_rate and np.array_equal(got, want)
+
+
+def test_a_stream_of_several_sources_into_one_file_is_refused(streams):
+    out = streams / "one.wav"
+    result = run_cli(["decode", str(streams / "parts.stream"), "-o", str(out)])
+    assert isinstance(result.exception, UsageError)  # soundtok's main prints it, exits 2
+    assert "template" in str(result.exception) and not out.exists()
+    # one source in parts fits one file
+    result = run_cli(["decode", str(streams / "gen.stream"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sf.info(str(out)).frames == SECONDS * 48000
+
+
+def test_decode_refuses_a_channel_after_one_in_parts(tmp_path, real, sound):
+    stream = tmp_path / "bad.stream"
+    stream.write_bytes(stream_bytes(*in_parts(sound[0], [700], real, after=item(sound[1], real, channel=1))))
+    result = run_cli(["decode", str(stream), "-o", str(tmp_path / "out.wav")])
+    assert result.exit_code == 2
+    assert error_lines(result) [0] == ("soundtok decode: gen.wav: channel 1 follows channel 0, which came in "
+                                       "parts; only a source's last channel can come in parts")
+    assert os.listdir(tmp_path) == ["bad.stream"]
+
+
+@pytest.mark.parametrize("command", [["info"], ["cat", "-o", "OUT"], ["decode", "-o", "OUT"]])
+def test_commands_refuse_a_cut_off_stream_in_one_line(tmp_path, real, command):
+    stream = tmp_path / "cut.stream"
+    stream.write_bytes(stream_bytes(*in_parts(random_codes(400, codec=real), [350], real)[:1]))
+    out = str(tmp_path / ("out.wav" if command[0] == "decode" else "out.zarr"))
+    result = run_cli([command[0], str(stream), *[out if a == "OUT" else a for a in command[1:]]])
+    assert result.exit_code == 2
+    assert error_lines(result)[0] == (f"soundtok {command[0]}: {stream}: the stream was cut off: "
+                                      "'gen.wav' channel 0 continues past its last batch")
+    assert not os.path.exists(out)
+
+
+def read_available(f, want: int, seconds: float) -> bytes:
+    """Read from a pipe until ``want`` bytes came or ``seconds`` passed."""
+    data = b""
+    deadline = time.monotonic() + seconds
+    while len(data) < want and time.monotonic() < deadline:
+        ready, _, _ = select.select([f], [], [], 0.1)
+        if ready:
+            chunk = os.read(f.fileno(), 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def test_decode_writes_audio_while_the_parts_arrive(codec, real, sound):
+    parts = in_parts(sound[0], list(range(75, 1500, 75)), real)  # one part a second
+    data = [stream_bytes(batch) for batch in parts]
+    proc = subprocess.Popen(CLI + ["decode", "-", "-o", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    try:
+        proc.stdin.write(b"".join(data[:6]))  # 6 s: the first block and its context
+        proc.stdin.flush()
+        block_bytes = BLOCK_FRAMES * codec.config.hop * 3
+        head = read_available(proc.stdout, 44 + block_bytes, 60)
+        assert len(head) >= 44 + block_bytes, "no audio came before the stream ended"
+        assert proc.poll() is None
+        tail, errors = proc.communicate(b"".join(data[6:]), timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, errors.decode()
+    audio, rate = sf.read(io.BytesIO(head + tail), dtype="float32")
+    plan = plan_decode(SECONDS, codec.config.frame_rate, 48000)
+    want = np.concatenate(list(decode_channels(codec, [sound[0]], plan)))[:, 0]
+    assert rate == 48000 and audio.shape == want.shape
+    assert np.abs(audio - np.clip(want, -1, 1)).max() <= 2 / 2**23

@@ -7,7 +7,7 @@ import torch
 
 from soundtok_cli.codec.config import CodecConfig
 from soundtok_cli.codec.model import CodecModel
-from soundtok_cli.codec.streaming import BLOCK_FRAMES, StreamingEncoder, decode_frames, to_tensor
+from soundtok_cli.codec.streaming import BLOCK_FRAMES, FrameDecoder, StreamingEncoder, decode_frames, to_tensor
 
 
 class NeuralCodec:
@@ -48,3 +48,7 @@ class NeuralCodec:
 
     def decode(self, codes: np.ndarray, start: int = 0, end: int | None = None):
         return decode_frames(self, codes, start, end)
+
+    def frame_decoder(self, start: int = 0, end: int | None = None) -> FrameDecoder:
+        """A decoder for frames [start, end) of one item whose codes arrive in pieces."""
+        return FrameDecoder(self, start, end)

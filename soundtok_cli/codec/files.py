@@ -114,25 +114,79 @@ def plan_decode(duration: float, frame_rate: float, rate: int, start: float = 0.
 
 def decode_channels(codec, channels: list[np.ndarray], plan: DecodePlan) -> Iterator[np.ndarray]:
     """Yield (n, channels) float32 blocks at plan.rate; exactly plan.frames_out samples in all."""
-    streams = [codec.decode(codes, plan.first_frame, plan.last_frame) for codes in channels]
-    resampler = StreamResampler(codec.config.sample_rate, plan.rate, len(channels))
-    to_skip, remaining = plan.skip, plan.frames_out
-    finished = False
-    while remaining > 0:
-        parts = [next(s, None) for s in streams]
-        if parts[0] is None:
-            if finished:
-                break
-            block = resampler.process(np.zeros((0, len(channels)), np.float32), last=True)
-            finished = True
-        else:
-            block = resampler.process(np.stack(parts, axis=1))
-        if to_skip:
-            dropped = min(to_skip, len(block))
-            block, to_skip = block[dropped:], to_skip - dropped
-        block = block[:remaining]
-        remaining -= len(block)
-        if len(block):
-            yield block
-    if remaining > 0:  # decoded audio ends up to a frame short of the recorded duration
-        yield np.zeros((remaining, len(channels)), np.float32)
+    decoder = SourceDecoder(codec, len(channels), plan)
+    for channel, codes in enumerate(channels):
+        decoder.push(channel, codes)
+        decoder.finish(channel)
+    yield from decoder.blocks()
+
+
+def decode_source(codec, group, plan: DecodePlan, levels: int) -> Iterator[np.ndarray]:
+    """`decode_channels` for one source of `group_sources` (its ``levels`` coarsest levels).
+
+    A source whose last channel still arrives in parts (``group.rest``) is decoded as the parts
+    are read: each block of audio comes as soon as the codes it depends on are there, and memory
+    holds a window of that channel's codes. The audio is the same as for the joined source.
+    """
+    decoder = SourceDecoder(codec, len(group.channels), plan)
+    for channel, codes in enumerate(group.channels):
+        decoder.push(channel, codes[:, :levels])
+        if channel != group.streaming:
+            decoder.finish(channel)
+    yield from decoder.blocks()
+    if group.streaming is None:
+        return
+    for codes in group.rest:
+        if decoder.done:  # the range asked for is written; group_sources skips the rest
+            return
+        decoder.push(group.streaming, codes[:, :levels])
+        yield from decoder.blocks()
+    decoder.finish(group.streaming)
+    yield from decoder.blocks()
+
+
+class SourceDecoder:
+    """`decode_channels` for codes that arrive in pieces: `push` each channel's codes as they
+    come, `finish` a channel when its codes are complete, and take from `blocks` the audio ready
+    so far (after each push). The blocks are the ones `decode_channels` gives for the whole codes.
+    """
+
+    def __init__(self, codec, channels: int, plan: DecodePlan):
+        self.frames = [codec.frame_decoder(plan.first_frame, plan.last_frame) for _ in range(channels)]
+        self.resampler = StreamResampler(codec.config.sample_rate, plan.rate, channels)
+        self.to_skip, self.remaining = plan.skip, plan.frames_out
+        self.flushed = False
+
+    @property
+    def done(self) -> bool:
+        """True when all plan.frames_out samples have been delivered."""
+        return self.remaining <= 0
+
+    def push(self, channel: int, codes: np.ndarray) -> None:
+        self.frames[channel].push(codes)
+
+    def finish(self, channel: int) -> None:
+        self.frames[channel].finish()
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Yield (n, channels) float32 blocks at plan.rate as far as the codes so far allow."""
+        channels = len(self.frames)
+        while self.remaining > 0:
+            if self.frames[0].exhausted():
+                if self.flushed:  # decoded audio ends up to a frame short of the recorded duration
+                    yield np.zeros((self.remaining, channels), np.float32)
+                    self.remaining = 0
+                    return
+                block = self.resampler.process(np.zeros((0, channels), np.float32), last=True)
+                self.flushed = True
+            elif all(frames.ready() for frames in self.frames):
+                block = self.resampler.process(np.stack([f.decode_next() for f in self.frames], axis=1))
+            else:
+                return  # waiting for codes
+            if self.to_skip:
+                dropped = min(self.to_skip, len(block))
+                block, self.to_skip = block[dropped:], self.to_skip - dropped
+            block = block[: self.remaining]
+            self.remaining -= len(block)
+            if len(block):
+                yield block

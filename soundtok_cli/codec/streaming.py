@@ -55,16 +55,83 @@ def decode_frames(codec, codes: np.ndarray, start: int = 0, end: int | None = No
     Blocks sit on the same absolute grid whatever range is asked for, so any range decodes to
     exactly the samples the whole item decodes to there.
     """
-    total = len(codes)
-    end = total if end is None else min(end, total)
-    hop = codec.config.hop
-    context = codec.config.decoder_context() + 1
-    for j in range(start // BLOCK_FRAMES, math.ceil(end / BLOCK_FRAMES)):
-        lo, hi = j * BLOCK_FRAMES - context, (j + 1) * BLOCK_FRAMES + context
-        window = codes[max(lo, 0) : min(hi, total)]
-        audio = codec.decode_segment(window, pad_before=max(0, -lo), pad_after=max(0, hi - total), context=context)
-        first, last = max(start, j * BLOCK_FRAMES), min(end, (j + 1) * BLOCK_FRAMES)
-        yield audio[(first - j * BLOCK_FRAMES) * hop : (last - j * BLOCK_FRAMES) * hop]
+    decoder = FrameDecoder(codec, start, end)
+    decoder.push(codes)
+    decoder.finish()
+    yield from decoder.blocks()
+
+
+class FrameDecoder:
+    """`decode_frames` for codes that arrive in pieces: `push` them as they come, `finish` when
+    the item is complete, and take from `blocks` what can be decoded so far.
+
+    Block j (frames [j*BLOCK_FRAMES, (j+1)*BLOCK_FRAMES)) decodes from its codes and `context`
+    frames on each side, so it is ready once the codes up to its right context have arrived (or
+    the item is complete); it then gives exactly the samples the whole item decodes to there.
+    Memory holds the codes from the next block's left context on: one block and a bit, when
+    blocks are taken after each push.
+    """
+
+    def __init__(self, codec, start: int = 0, end: int | None = None):
+        self.codec = codec
+        self.hop = codec.config.hop
+        self.context = codec.config.decoder_context() + 1
+        self.start, self.end = start, end
+        self.block = start // BLOCK_FRAMES  # the next block to decode
+        self.codes: np.ndarray | None = None  # frames [offset, arrived) of the item
+        self.offset = 0
+        self.arrived = 0
+        self.complete = False
+
+    def push(self, codes: np.ndarray) -> None:
+        """Append the item's next codes (frames, levels)."""
+        if self.complete:
+            raise ValueError("push after finish")
+        self.arrived += len(codes)
+        if self.exhausted():
+            self.codes, self.offset = None, self.arrived  # the range asked for is decoded
+            return
+        self.codes = codes if self.codes is None else np.concatenate([self.codes, codes])
+        self._trim()
+
+    def finish(self) -> None:
+        """No more codes: the item's length is what has arrived."""
+        self.complete = True
+
+    def exhausted(self) -> bool:
+        """True when every block of the range has been decoded."""
+        end = self.end if not self.complete else self.arrived if self.end is None else min(self.end, self.arrived)
+        return end is not None and self.block >= math.ceil(end / BLOCK_FRAMES)
+
+    def ready(self) -> bool:
+        """True when the next block can be decoded now."""
+        if self.exhausted():
+            return False
+        return self.complete or self.arrived >= (self.block + 1) * BLOCK_FRAMES + self.context
+
+    def decode_next(self) -> np.ndarray:
+        """The next block's samples (call when `ready`)."""
+        j, total = self.block, self.arrived  # an incomplete item reaches past this block's context
+        lo, hi = j * BLOCK_FRAMES - self.context, (j + 1) * BLOCK_FRAMES + self.context
+        window = self.codes[max(lo, 0) - self.offset : min(hi, total) - self.offset]
+        audio = self.codec.decode_segment(window, pad_before=max(0, -lo), pad_after=max(0, hi - total),
+                                          context=self.context)
+        end = total if self.end is None else min(self.end, total)
+        first, last = max(self.start, j * BLOCK_FRAMES), min(end, (j + 1) * BLOCK_FRAMES)
+        self.block += 1
+        self._trim()
+        return audio[(first - j * BLOCK_FRAMES) * self.hop : (last - j * BLOCK_FRAMES) * self.hop]
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The blocks that can be decoded now, in order."""
+        while self.ready():
+            yield self.decode_next()
+
+    def _trim(self) -> None:
+        keep = max(0, self.block * BLOCK_FRAMES - self.context)  # the next block's first frame needed
+        if self.codes is not None and keep > self.offset:
+            drop = min(keep - self.offset, len(self.codes))
+            self.codes, self.offset = self.codes[drop:], self.offset + drop
 
 
 def to_tensor(x: np.ndarray, device: str) -> torch.Tensor:

@@ -390,6 +390,7 @@ class AudioWriter:
             if total > self._frames:
                 raise ValueError(f"more than the {self._frames} frames promised in the WAV header")
             self._stream.write(_pcm24_bytes(block))
+            self._stream.flush()  # a reader downstream of the pipe gets each block as it is made
         else:
             if self._format == "wav" and total * self.channels * 3 > _WAV_MAX_DATA_BYTES:
                 self.abort()
