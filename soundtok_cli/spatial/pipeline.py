@@ -96,28 +96,54 @@ class Scene:
 
 def read_scene(path: str) -> Scene:
     """A scene file (TOML, or JSON when it ends in .json); see the module doc."""
+    return _scene(read_scene_document(path, "scene file"), path)
+
+
+def read_scene_document(path: str, what: str) -> dict:
+    """The parsed contents of a TOML (or, for a .json name, JSON) scene file; an InputError names
+    the file for anything unreadable. `what` names the kind of file in errors."""
     from soundtok_cli.io.inputs import read_small_input
 
-    data = read_small_input(path, MAX_SCENE_BYTES, "scene file")
+    data = read_small_input(path, MAX_SCENE_BYTES, what)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError("not a scene file (not UTF-8 text)", path) from None
+        raise InputError(f"not a {what} (not UTF-8 text)", path) from None
     if path.lower().endswith(".json"):
         try:
-            doc = json.loads(text)
+            return json.loads(text)
         except json.JSONDecodeError as error:
             raise InputError(f"not valid JSON (line {error.lineno}: {error.msg})", path) from None
-    else:
-        try:
-            import tomllib
-        except ImportError:  # Python 3.10
-            raise InputError("TOML scene files need Python 3.11 or later; write the scene as JSON", path) from None
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise InputError(f"not valid TOML ({error})", path) from None
-    return _scene(doc, path)
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise InputError(f"TOML {what}s need Python 3.11 or later; write the scene as JSON", path) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise InputError(f"not valid TOML ({error})", path) from None
+
+
+def entry_placement(entry: dict, where: str, base: str) -> Placement:
+    """The placement of a scene table from its at, path or trajectory key (one of them; a
+    trajectory file is relative to the scene file's folder `base`)."""
+    trajectory = entry.get("trajectory")
+    if isinstance(trajectory, str):
+        trajectory = os.path.join(base, trajectory)
+    try:
+        return placement(entry.get("at"), entry.get("path"), trajectory, where)
+    except UsageError as error:
+        raise InputError(error.message.replace("--", ""), where) from None
+
+
+def scene_room(doc: dict, path: str) -> str | None:
+    """A scene's optional ``room`` (small, hall or outdoor)."""
+    from soundtok_cli.spatial.room import NAMES
+
+    room = doc.get("room")
+    if room is not None and room not in NAMES:
+        raise InputError(f"unknown room {room!r} ({', '.join(NAMES)})", path)
+    return room
 
 
 def _scene(doc, path: str) -> Scene:
@@ -126,12 +152,7 @@ def _scene(doc, path: str) -> Scene:
     unknown = set(doc) - SCENE_KEYS
     if unknown:
         raise InputError(f"unknown key {sorted(unknown)[0]!r} (a scene has: {', '.join(sorted(SCENE_KEYS))})", path)
-    room = doc.get("room")
-    if room is not None:
-        from soundtok_cli.spatial.room import NAMES
-
-        if room not in NAMES:
-            raise InputError(f"unknown room {room!r} ({', '.join(NAMES)})", path)
+    room = scene_room(doc, path)
     sources = doc.get("source")
     if not isinstance(sources, list) or not sources:
         raise InputError("no sources: add [[source]] entries with file and at, path or trajectory", path)
@@ -149,13 +170,7 @@ def _scene(doc, path: str) -> Scene:
         file = entry.get("file")
         if not isinstance(file, str) or not file:
             raise InputError("needs file = \"sound.wav\"", where)
-        trajectory = entry.get("trajectory")
-        if isinstance(trajectory, str):
-            trajectory = os.path.join(base, trajectory)
-        try:
-            place = placement(entry.get("at"), entry.get("path"), trajectory, where)
-        except UsageError as error:
-            raise InputError(error.message.replace("--", ""), where) from None
+        place = entry_placement(entry, where, base)
         start, gain = entry.get("start", 0.0), entry.get("gain_db", 0.0)
         for name, value in (("start", start), ("gain_db", gain)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
