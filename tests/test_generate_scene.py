@@ -415,6 +415,13 @@ def test_nothing_fits(tmp_path, small_generator):
         made(scene, small_generator)
 
 
+def test_no_event_happens(tmp_path, small_generator):
+    scene = read_generation_scene(write(tmp_path, 'description = "a busy city street"\nduration = "2s"\nseed = 1\n'
+                                                  '[[event]]\nprompt = "a car horn"\ndensity = 0.01'))
+    with pytest.raises(InputError, match="no event happens in the scene's 2 s"):
+        made(scene, small_generator)
+
+
 def test_scene_store_renders(tmp_path, small_generator):
     """A scene written to a store plays through soundtok decode --render (the real codec)."""
     from soundtok_cli.io.sink import open_sink

@@ -266,15 +266,23 @@ def render_scene(scene: GenerationScene, generator, *, seconds: float | None, se
     prompts = sorted({e.prompt for e in scene.elements if e.label in kept})
     vectors = dict(zip(prompts, encode_queries(prompts)))
     name = os.path.splitext(os.path.basename(scene.path))[0] or "scene"
+    written = 0
     for index, element in enumerate(scene.beds):
         if element.label in kept:
             reporter.detail(f"{element.label}: {element.prompt!r}, {duration:g} s")
-            yield from _bed(generator, element, vectors[element.prompt], duration, settings,
-                            _sampler_seed(settings.seed, 0, index), f"{name}/{_slug(element)}", scene.room)
+            for batch in _bed(generator, element, vectors[element.prompt], duration, settings,
+                              _sampler_seed(settings.seed, 0, index), f"{name}/{_slug(element)}", scene.room):
+                written += 1
+                yield batch
     events = [(index, e) for index, e in enumerate(scene.events) if e.label in kept]
     if events:
-        yield from _events(generator, events, vectors, duration, settings, silence_frame(device), name, scene.room,
-                           reporter)
+        for batch in _events(generator, events, vectors, duration, settings, silence_frame(device), name,
+                             scene.room, reporter):
+            written += 1
+            yield batch
+    if not written:
+        raise InputError(f"nothing to generate: no event happens in the scene's {duration:g} s (density is "
+                         "occurrences per minute); make it longer, raise a density or add a [bed]", scene.path)
 
 
 def _slug(element: Element) -> str:
