@@ -32,8 +32,9 @@ What comes out is a spatial store (soundtok_cli/spatial/kind.py) for `soundtok d
   Poisson process of the event's density (seeded, so the same seed gives the same scene), are
   made several at a time (one row each of a sampler batch) and written one batch per minute of
   scene. An occurrence starts from silence (the model first reads half a second of the codec's
-  silence frames, so the sound has its own onset) and ends in silence frames: the decoder then
-  fades it out over about 10 ms instead of stopping it dead, and it never clicks at either end.
+  silence frames, so the sound has its own onset) and its item begins and ends with silence
+  frames, which the decoder turns into exact zeros with a fade of about 10 ms into and out of the
+  sound: the renderer, which adds items as they are, never cuts a sound off mid-wave.
 
 Elements whose prompt does not fit the description are reported and left out (mismatch.py).
 """
