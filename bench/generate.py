@@ -80,9 +80,13 @@ def _has_repeat(tokens: np.ndarray, length: int, loud: np.ndarray, inverse: np.n
     order = np.argsort(keys, kind="stable")
     _, first, counts = np.unique(keys[order], return_index=True, return_counts=True)
     for f, c in zip(first[counts > 1], counts[counts > 1]):
-        stacked = np.stack([tokens[s : s + length] for s in starts[order[f : f + c]]])
-        if len(np.unique(stacked, axis=0)) < c:
-            return True
+        members = list(starts[order[f : f + c]])
+        while len(members) > 1:  # the same key: equal tokens, unless two stretches collide
+            head = tokens[members[0] : members[0] + length]
+            others = [m for m in members[1:] if not np.array_equal(tokens[m : m + length], head)]
+            if len(others) < len(members) - 1:
+                return True
+            members = others
     return False
 
 

@@ -25,6 +25,7 @@ def test_a_loop_repeats_everywhere():
     assert r["windows"] == 2000 - WINDOW + 1 and r["silent_windows"] == 0
     assert r["repeated"] == r["windows"] and r["share"] == 1.0
     assert bench.longest_repeat(tokens, SILENCE) == 2000 - 300
+    assert bench.longest_repeat(np.full(3000, 7), SILENCE) == 2999     # one token held: overlapping repeats
 
 
 def test_fresh_random_tokens_never_repeat():
