@@ -21,7 +21,7 @@ app = typer.Typer(
 )
 
 # One module per subcommand; each exposes `register(app)`.
-COMMANDS = ["encode", "decode", "embed", "index", "search", "info", "cat", "models", "spatialize", "separate"]
+COMMANDS = ["encode", "decode", "embed", "index", "search", "generate", "info", "cat", "models", "spatialize", "separate"]
 
 
 def _register_commands() -> None:

@@ -1,0 +1,86 @@
+"""soundtok generate: endless, non-repeating sound from a description, an example or a recording."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Optional
+
+import typer
+
+from soundtok_cli.errors import EXIT_OK, UsageError
+
+EPILOG = """Examples:
+
+  soundtok generate "rain on a tin roof" --duration 10m | soundtok decode -o rain.flac
+
+  soundtok generate "distant thunder" --duration 30s --seed 7 -o thunder.wav
+
+  soundtok generate --continue rain-30s.wav --duration 1h | soundtok decode -o rain-1h.flac
+
+  soundtok generate "rain on a tin roof" --index ~/sfx-index --duration 1h -o rain.zarr
+
+  soundtok generate --scene forest.toml | soundtok decode --render binaural -o forest.wav
+
+Tokens are written as they are made (a stream on stdout by default), so a decode downstream
+starts before generation ends; OUT may also be a store (x.zarr, x.zarr.zip) or audio (.wav,
+.flac, .ogg). The same prompt, seed and settings with the same model give the same tokens; the
+seed is printed when none is given. No 1 s stretch of coarse tokens ever occurs twice (silence
+aside): the sound goes on without looping. --continue carries on from a sound (the output holds
+the sound, then its continuation, as one item, so it decodes without a seam); --like makes new
+material in the manner of an example; --index draws on the best match for the prompt in your
+indexed library. A scene (--scene) is a bed and events; see examples/scenes/. Exit status: 0
+written, 2 nothing could be done (bad input or usage)."""
+
+
+def generate(
+    prompt: Annotated[Optional[str], typer.Argument(help="What to make, in words (\"rain on a tin roof\").", show_default=False)] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", "-d", help="How long: 30s, 10m, 1h30m, 2:30 (new material, after any --continue sound). Default 30s, or the scene's.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: a new one, printed).", show_default=False)] = None,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature: lower is tamer, higher is wilder.")] = 1.0,
+    guidance: Annotated[float, typer.Option("--guidance", help="How strongly to follow the prompt (1 = plain sampling).")] = 3.0,
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens (0 = all).")] = 250,
+    continue_from: Annotated[Optional[str], typer.Option("--continue", help="Carry on from this sound: an audio file or a tokens store.", show_default=False)] = None,
+    like: Annotated[Optional[str], typer.Option("--like", help="Make new material in the manner of this audio file or store.", show_default=False)] = None,
+    index_path: Annotated[Optional[str], typer.Option("--index", "-i", help="Draw on the best match for the prompt in this index (see soundtok index).", show_default=False)] = None,
+    scene: Annotated[Optional[str], typer.Option("--scene", help="A scene file (TOML or JSON): a bed and events, rendered as a spatial store.", show_default=False)] = None,
+    allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Keep scene elements that do not fit the scene's description.")] = False,
+    output: Annotated[Optional[str], typer.Option("-o", "--output", help="- (a token stream on stdout, the default), x.zarr, x.zarr.zip, or audio (.wav, .flac, .ogg).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say what was drawn on and how fast.")] = False,
+) -> None:
+    """Generate sound from a description, an example or a recording."""
+    from soundtok_cli.console import Reporter
+    from soundtok_cli.generate.durations import parse_duration
+    from soundtok_cli.generate.output import write_generation
+    from soundtok_cli.io.inputs import refuse_binary_to_terminal
+
+    reporter = Reporter("generate", quiet=quiet, verbose=verbose)
+    if temperature <= 0:
+        raise UsageError("must be positive", "--temperature")
+    if guidance < 0:
+        raise UsageError("must be at least 0", "--guidance")
+    if top_k < 0:
+        raise UsageError("must be 0 (all) or more", "--top-k")
+    if scene is not None and (prompt or continue_from or like or index_path):
+        raise UsageError("a scene file gives its own prompts; give --scene alone (with --seed, --duration, -o)")
+    if scene is None and prompt is None and continue_from is None and like is None:
+        raise UsageError("give a PROMPT, --continue SOUND, --like SOUND or --scene FILE")
+    if prompt is not None and not prompt.strip():
+        raise UsageError("empty prompt; describe the sound (\"rain on a tin roof\")", "PROMPT")
+    if index_path is not None and prompt is None:
+        raise UsageError("--index draws on the library by the prompt: give a PROMPT too", "--index")
+    seconds = parse_duration(duration, "--duration") if duration is not None else None
+    if output in (None, "-"):
+        refuse_binary_to_terminal("token stream")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+        reporter.note(f"seed {seed}")
+    write_generation(prompt=prompt, seconds=seconds, seed=seed, temperature=temperature, guidance=guidance,
+                     top_k=top_k, continue_from=continue_from, like=like, index_path=index_path, scene=scene,
+                     allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter)
+    raise typer.Exit(EXIT_OK)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("generate", epilog=EPILOG)(generate)

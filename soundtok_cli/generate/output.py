@@ -1,0 +1,124 @@
+"""`soundtok generate` end to end: conditions and material in, tokens or audio out."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from soundtok_cli.errors import UsageError
+from soundtok_cli.generate.material import (
+    PRIME_SECONDS,
+    combine,
+    example_vector,
+    index_material,
+    prompt_vector,
+    read_material,
+)
+from soundtok_cli.generate.run import Request, Settings, generation_batches, source_name
+from soundtok_cli.io.store import Batch
+
+DEFAULT_SECONDS = 30.0
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def material_vector(codes: np.ndarray, frame_rate: float, device: str) -> np.ndarray:
+    """The audio embedding of some codes (the joint space's audio tower)."""
+    from soundtok_cli.models.registry import load_embedder
+
+    embedder = load_embedder(device=device)
+    return embedder.embed_item(codes, len(codes) / frame_rate, 2.0, 1.0)[2]
+
+
+def build_request(generator, *, prompt, seconds, settings, continue_from, like, index_path, device, reporter) -> Request:
+    vectors = []
+    if prompt is not None:
+        vectors.append(prompt_vector(prompt))
+    if like is not None:
+        vectors.append(example_vector(like, device))
+    before = prime = None
+    sample_rate = 48000
+    source = source_name(prompt, None)
+    prime_frames = int(PRIME_SECONDS * generator.frame_rate)
+    if continue_from is not None:
+        material = read_material(generator, continue_from, device)
+        before, prime = material.codes, material.codes[-prime_frames:]
+        sample_rate, source = material.sample_rate, source_name(prompt, material)
+        vectors.append(material_vector(prime, generator.frame_rate, device))
+    if index_path is not None:
+        material = index_material(generator, index_path, prompt, device, reporter)
+        prime = material.codes[-prime_frames:] if prime is None else prime
+        vectors.append(material_vector(material.codes, generator.frame_rate, device))
+    frames = round((DEFAULT_SECONDS if seconds is None else seconds) * generator.frame_rate)
+    return Request(combine(vectors), frames, settings, source, sample_rate, before=before, prime=prime)
+
+
+def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, continue_from, like, index_path,
+                     scene, allow_mismatch, output, device, reporter) -> None:
+    from soundtok_cli.models.registry import load_generator
+    from soundtok_cli.progress import format_hours, format_speed
+    from soundtok_cli.threads import configure_torch_threads
+
+    configure_torch_threads()
+    is_audio = output is not None and output.lower().endswith(AUDIO_SUFFIXES)
+    generator = load_generator(device=device)
+    settings = Settings(seed, temperature, top_k, guidance)
+    started = time.perf_counter()
+    stats: dict = {}
+    if scene is not None:
+        from soundtok_cli.generate.scene import read_generation_scene, render_scene
+
+        if is_audio:
+            raise UsageError("a scene is a spatial store: write it as a stream or store and render it with "
+                             "soundtok decode --render binaural", "-o")
+        batches = render_scene(read_generation_scene(scene), generator, seconds=seconds, settings=settings,
+                               allow_mismatch=allow_mismatch, reporter=reporter, device=device)
+    else:
+        request = build_request(generator, prompt=prompt, seconds=seconds, settings=settings,
+                                continue_from=continue_from, like=like, index_path=index_path,
+                                device=device, reporter=reporter)
+        stats = request.stats
+        batches = generation_batches(generator, request)
+    made = write_audio(batches, output, device) if is_audio else write_tokens(batches, output)
+    wall = time.perf_counter() - started
+    repeats = stats.get("no_repeat_interventions")
+    reporter.note(f"generated {format_hours(made)} at {format_speed(made, wall)}"
+                  + (f"; {repeats} repeats of a 1 s stretch avoided" if repeats else ""))
+
+
+def _frames_seconds(batch: Batch) -> float:
+    return float(batch.items["length"].sum()) / float(batch.codec["frame_rate"])
+
+
+def write_tokens(batches: Iterator[Batch], output: str | None) -> float:
+    from soundtok_cli.io.sink import open_sink
+
+    seconds = 0.0
+    with open_sink(output) as sink:
+        for batch in batches:
+            sink.write(batch)
+            seconds += _frames_seconds(batch)
+    return seconds
+
+
+def write_audio(batches: Iterator[Batch], output: str, device: str) -> float:
+    """Decode the generated item to an audio file as its parts are made."""
+    from soundtok_cli.codec.files import decode_source, plan_decode
+    from soundtok_cli.codec.sources import group_sources
+    from soundtok_cli.io.audio import AudioWriter, output_format
+    from soundtok_cli.models.registry import codec_for_store
+
+    fmt = output_format(output, None)
+    seconds = 0.0
+    for group in group_sources(batches):
+        codec = codec_for_store(group.attrs, device)
+        plan = plan_decode(group.duration, codec.config.frame_rate, group.sample_rate)
+        if os.path.dirname(output):
+            os.makedirs(os.path.dirname(output), exist_ok=True)
+        with AudioWriter(output, group.sample_rate, len(group.channels), fmt, frames=plan.frames_out) as writer:
+            for block in decode_source(codec, group, plan, group.channels[0].shape[1]):
+                writer.write(block)
+        seconds += group.duration
+    return seconds

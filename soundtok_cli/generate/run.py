@@ -1,0 +1,96 @@
+"""One generation as a tokens store: the material carried on from (if any), then new frames as made.
+
+The item is emitted in parts (each at most one sampler chunk, 5 s) so a reader downstream of a pipe
+gets sound before generation ends; a file store joins the parts into one item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from soundtok_cli.generate.material import Material
+from soundtok_cli.io.store import Batch
+
+
+@dataclass
+class Settings:
+    seed: int
+    temperature: float = 1.0
+    top_k: int = 250
+    guidance: float = 3.0
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "temperature": self.temperature, "top_k": self.top_k, "guidance": self.guidance}
+
+
+@dataclass
+class Request:
+    condition: np.ndarray          # (384,) unit vector
+    frames: int                    # new frames to make
+    settings: Settings
+    source: str                    # the item's source name (decode names files after it)
+    sample_rate: int = 48000
+    before: np.ndarray | None = None   # (T, levels) codes the item starts with (--continue)
+    prime: np.ndarray | None = None    # codes the model reads first (the end of `before`, or --index material)
+    stats: dict = field(default_factory=dict)
+
+
+def slug(text: str, limit: int = 60) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return "-".join(words)[:limit].rstrip("-") or "sound"
+
+
+def source_name(prompt: str | None, material: Material | None) -> str:
+    """generated/<prompt words>, or <the material's name>-continued beside it."""
+    if material is not None and material.source not in ("-", ""):
+        stem, ext = os.path.splitext(material.source)
+        return f"{stem}-continued{ext or '.wav'}"
+    return f"generated/{slug(prompt or 'sound')}"
+
+
+def request_hash(generator, request: Request) -> str:
+    """The item's content hash: what determines the tokens (model, condition, settings, length and
+    material), so the same request always carries the same hash and a changed one never does."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"model": generator.identity.get("weights_sha256"), "frames": request.frames,
+                              **request.settings.to_json()}, sort_keys=True).encode())
+    digest.update(np.asarray(request.condition, np.float32).tobytes())
+    for codes in (request.before, request.prime):
+        digest.update(b"-" if codes is None else np.ascontiguousarray(codes).tobytes())
+    return "generated:" + digest.hexdigest()
+
+
+def generation_batches(generator, request: Request) -> Iterator[Batch]:
+    """Tokens batches of one item (the material, then the new frames), each part marked as
+    continued in the next but the last."""
+    from soundtok_cli.io.parts import mark_continued
+
+    before = request.before if request.before is not None else np.zeros((0, generator.levels), np.uint16)
+    total = len(before) + request.frames
+    duration = total / generator.frame_rate
+    content_hash = request_hash(generator, request)
+
+    def part(codes: np.ndarray, last: bool) -> Batch:
+        batch = Batch.tokens(generator.codec, "generate", source=[request.source], channel=[0],
+                             sample_rate=[request.sample_rate], duration=[duration],
+                             content_hash=[content_hash], codes=[codes])
+        return batch if last else mark_continued(batch)
+
+    if request.frames == 0:
+        yield part(before, True)
+        return
+    if len(before):
+        yield part(before, False)
+    made = 0
+    s = request.settings
+    for chunk in generator.stream(request.condition[None], request.frames, seed=s.seed, temperature=s.temperature,
+                                  top_k=s.top_k, guidance=s.guidance, prime=request.prime, stats=request.stats):
+        made += chunk.shape[1]
+        yield part(chunk[0], made == request.frames)
