@@ -7,6 +7,7 @@
 #   make corpus        build (or extend) the training corpus in corpus/
 #   make train-codec   train the codec (resumable) and export the shipped weights
 #   make train-embed   build the captioned token examples, train the audio tower, export it
+#   make train-generate build the captioned token sequences, train the token language model, export it
 #   make bench         codec quality/speed and retrieval tables (bench/results/*.json)
 
 SHELL := /bin/bash
@@ -24,13 +25,16 @@ WEIGHTS := soundtok_cli/models/soundtok-codec-v1.safetensors
 EMBED_CHECKPOINTS ?= checkpoints/embed
 EMBED_DATA ?= checkpoints/embed-data
 EMBED_WEIGHTS := soundtok_cli/models/soundtok-embed-v1.safetensors
+GENERATE_CHECKPOINTS ?= checkpoints/generate
+GENERATE_DATA ?= checkpoints/generate-data
+GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v1.safetensors
 DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
 DEBIAN_TOOLS := sox:sox ffmpeg:ffmpeg opusenc:opus-tools espeak-ng:espeak-ng fluidsynth:fluidsynth \
 	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm /usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa:libmysofa1
 
-.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed \
+.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed train-generate \
 	completion clean-demo
 
 help:
@@ -180,6 +184,11 @@ train-embed: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.embed build --corpus $(CORPUS) --out $(EMBED_DATA)
 	$(BIN)/python -m soundtok_cli.train.embed train --data $(EMBED_DATA) --checkpoints $(EMBED_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.embed export --checkpoints $(EMBED_CHECKPOINTS) --out $(EMBED_WEIGHTS)
+
+train-generate: install $(CORPUS)/READY
+	$(BIN)/python -m soundtok_cli.train.generate build --corpus $(CORPUS) --out $(GENERATE_DATA)
+	$(BIN)/python -m soundtok_cli.train.generate train --data $(GENERATE_DATA) --checkpoints $(GENERATE_CHECKPOINTS)
+	$(BIN)/python -m soundtok_cli.train.generate export --checkpoints $(GENERATE_CHECKPOINTS) --out $(GENERATE_WEIGHTS)
 
 bench: install-bench $(CORPUS)/READY
 	$(BIN)/python -m bench.codec_quality --clips $(CORPUS)/heldout/clips
