@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from soundtok_cli.errors import EXIT_OK, UsageError
+from soundtok_cli.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
 
 EPILOG = """Examples:
 
@@ -29,7 +29,8 @@ aside): the sound goes on without looping. --continue carries on from a sound (t
 the sound, then its continuation, as one item, so it decodes without a seam); --like makes new
 material in the manner of an example; --index draws on the best match for the prompt in your
 indexed library. A scene (--scene) is a bed and events; see examples/scenes/. Exit status: 0
-written, 2 nothing could be done (bad input or usage)."""
+written, 1 written but some scene elements were left out (they do not fit the scene; see
+--allow-mismatch), 2 nothing could be done (bad input or usage)."""
 
 
 def generate(
@@ -73,13 +74,17 @@ def generate(
     seconds = parse_duration(duration, "--duration") if duration is not None else None
     if output in (None, "-"):
         refuse_binary_to_terminal("token stream")
+    if seed is None and scene is not None:  # the scene's own seed; also checks the file before the model loads
+        from soundtok_cli.generate.scene import read_generation_scene
+
+        seed = read_generation_scene(scene).seed
     if seed is None:
         seed = secrets.randbelow(2**31)
         reporter.note(f"seed {seed}")
     write_generation(prompt=prompt, seconds=seconds, seed=seed, temperature=temperature, guidance=guidance,
                      top_k=top_k, continue_from=continue_from, like=like, index_path=index_path, scene=scene,
                      allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter)
-    raise typer.Exit(EXIT_OK)
+    raise typer.Exit(EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 
 
 def register(app: typer.Typer) -> None:
