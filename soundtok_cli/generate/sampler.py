@@ -69,8 +69,8 @@ class TokenGenerator:
             for guard in guards:
                 for token in prime[:, 0]:
                     guard.push(int(token))
-        cond_in = model.cond_in(cond)[:, None]
-        out, state = model.rnn(inputs + cond_in, model.initial_state(cond))
+        cond_in = model.cond_in(cond)
+        out, state = model.rnn(inputs + cond_in[:, None], model.initial_state(cond))
         hidden = model.norm(out[:, -1])
 
         made = 0
@@ -83,11 +83,10 @@ class TokenGenerator:
                 yield np.stack(pending, axis=1)
                 pending = []
             if made < frames:
-                step = model.frame_inputs(tokens[:, None])
+                step = model.frame_inputs(tokens)
                 if guided:
                     step = torch.cat([step, step])
-                out, state = model.rnn(step + cond_in, state)
-                hidden = model.norm(out[:, 0])
+                hidden, state = model.step(step + cond_in, state)
         if stats is not None:
             stats["no_repeat_interventions"] = sum(g.interventions for g in guards)
 
