@@ -48,7 +48,7 @@ def generate(
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="- (a token stream on stdout, the default), x.zarr, x.zarr.zip, or audio (.wav, .flac, .ogg).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Say what was drawn on and how fast.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also say which model and settings made the sound.")] = False,
 ) -> None:
     """Generate sound from a description, an example or a recording."""
     from soundtok_cli.console import Reporter

@@ -65,6 +65,9 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
     is_audio = output is not None and output.lower().endswith(AUDIO_SUFFIXES)
     generator = load_generator(device=device)
     settings = Settings(seed, temperature, top_k, guidance)
+    identity = generator.identity
+    reporter.detail(f"{identity['name']} {identity['version']} on {generator.device}, {generator.levels} levels, "
+                    f"seed {seed}, temperature {temperature:g}, top-k {top_k}, guidance {guidance:g}")
     started = time.perf_counter()
     stats: dict = {}
     if scene is not None:
