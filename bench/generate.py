@@ -19,7 +19,7 @@ levels): the ceiling the embedder allows. And text agreement: does the generated
 embedding rank its own prompt first among the class words?
 
 Speed: frames made per second as x real time (75 frames = 1 s), for 1, 4 and 16 rows at once, with
-guidance (the default, 3.0) and without (1.0); and one item end to end (generate, then decode to
+guidance (the default, 5.0) and without (1.0); and one item end to end (generate, then decode to
 48 kHz audio with the codec).
 """
 
@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from bench.results import cpu_name, write_json
+from soundtok_cli.generate import DEFAULT_GUIDANCE
 
 PROMPTS = {  # prompt -> the class whose real clips make the plain loop
     "rain on a tin roof": "water",
@@ -46,7 +47,7 @@ WINDOW_SECONDS = 1.0
 TOP_K = 10
 EMBED_WINDOW, EMBED_HOP = 2.0, 1.0      # the embedder's defaults, as soundtok search --like uses them
 SPEED_ROWS = (1, 4, 16)
-GUIDANCE = 3.0                          # the sampler's default
+GUIDANCE = DEFAULT_GUIDANCE             # the sampler's default
 PARTS = ("repetition", "fidelity", "speed")
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
 

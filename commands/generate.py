@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from soundtok_cli.errors import EXIT_OK, EXIT_SOME_FAILED, UsageError
+from soundtok_cli.generate import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, DEFAULT_TOP_K
 
 EPILOG = """Examples:
 
@@ -37,9 +38,9 @@ def generate(
     prompt: Annotated[Optional[str], typer.Argument(help="What to make, in words (\"rain on a tin roof\").", show_default=False)] = None,
     duration: Annotated[Optional[str], typer.Option("--duration", "-d", help="How long: 30s, 10m, 1h30m, 2:30 (new material, after any --continue sound). Default 30s, or the scene's.", show_default=False)] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: a new one, printed).", show_default=False)] = None,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature: lower is tamer, higher is wilder.")] = 1.0,
-    guidance: Annotated[float, typer.Option("--guidance", help="How strongly to follow the prompt (1 = plain sampling).")] = 3.0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens (0 = all).")] = 250,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature: lower is tamer, higher is wilder.")] = DEFAULT_TEMPERATURE,
+    guidance: Annotated[float, typer.Option("--guidance", help="How strongly to follow the prompt (1 = plain sampling).")] = DEFAULT_GUIDANCE,
+    top_k: Annotated[int, typer.Option("--top-k", help="Sample among the k likeliest tokens (0 = all).")] = DEFAULT_TOP_K,
     continue_from: Annotated[Optional[str], typer.Option("--continue", help="Carry on from this sound: an audio file or a tokens store.", show_default=False)] = None,
     like: Annotated[Optional[str], typer.Option("--like", help="Make new material in the manner of this audio file or store.", show_default=False)] = None,
     index_path: Annotated[Optional[str], typer.Option("--index", "-i", help="Draw on the best match for the prompt in this index (see soundtok index).", show_default=False)] = None,

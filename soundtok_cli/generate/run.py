@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from soundtok_cli.generate import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, DEFAULT_TOP_K
 from soundtok_cli.generate.material import Material
 from soundtok_cli.io.store import Batch
 
@@ -22,9 +23,9 @@ from soundtok_cli.io.store import Batch
 @dataclass
 class Settings:
     seed: int
-    temperature: float = 1.0
-    top_k: int = 250
-    guidance: float = 3.0
+    temperature: float = DEFAULT_TEMPERATURE
+    top_k: int = DEFAULT_TOP_K
+    guidance: float = DEFAULT_GUIDANCE
 
     def to_json(self) -> dict:
         return {"seed": self.seed, "temperature": self.temperature, "top_k": self.top_k, "guidance": self.guidance}

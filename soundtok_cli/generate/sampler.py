@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from soundtok_cli.generate import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, DEFAULT_TOP_K
 from soundtok_cli.generate.model import TokenLM
 from soundtok_cli.generate.norepeat import NoRepeat
 
@@ -41,8 +42,8 @@ class TokenGenerator:
         return dict(self.identity["codec"])
 
     @torch.inference_mode()
-    def stream(self, conditions: np.ndarray, frames: int, *, seed: int = 0, temperature: float = 1.0,
-               top_k: int = 250, guidance: float = 3.0, prime: np.ndarray | None = None,
+    def stream(self, conditions: np.ndarray, frames: int, *, seed: int = 0, temperature: float = DEFAULT_TEMPERATURE,
+               top_k: int = DEFAULT_TOP_K, guidance: float = DEFAULT_GUIDANCE, prime: np.ndarray | None = None,
                chunk_frames: int = CHUNK_FRAMES, no_repeat: bool = True,
                stats: dict | None = None) -> Iterator[np.ndarray]:
         """Yield (rows, n, levels) uint16 chunks, `frames` frames in all.
