@@ -66,12 +66,12 @@ def generate(
         raise UsageError("must be 0 (all) or more", "--top-k")
     if scene is not None and (prompt or continue_from or like or index_path):
         raise UsageError("a scene file gives its own prompts; give --scene alone (with --seed, --duration, -o)")
+    if index_path is not None and prompt is None:
+        raise UsageError("--index draws on the library by the prompt: give a PROMPT too", "--index")
     if scene is None and prompt is None and continue_from is None and like is None:
         raise UsageError("give a PROMPT, --continue SOUND, --like SOUND or --scene FILE")
     if prompt is not None and not prompt.strip():
         raise UsageError("empty prompt; describe the sound (\"rain on a tin roof\")", "PROMPT")
-    if index_path is not None and prompt is None:
-        raise UsageError("--index draws on the library by the prompt: give a PROMPT too", "--index")
     seconds = parse_duration(duration, "--duration") if duration is not None else None
     if output in (None, "-"):
         refuse_binary_to_terminal("token stream")
@@ -79,12 +79,13 @@ def generate(
         from soundtok_cli.generate.scene import read_generation_scene
 
         seed = read_generation_scene(scene).seed
+    announce_seed = seed is None
     if seed is None:
         seed = secrets.randbelow(2**31)
-        reporter.note(f"seed {seed}")
     write_generation(prompt=prompt, seconds=seconds, seed=seed, temperature=temperature, guidance=guidance,
                      top_k=top_k, continue_from=continue_from, like=like, index_path=index_path, scene=scene,
-                     allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter)
+                     allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter,
+                     announce_seed=announce_seed)
     raise typer.Exit(EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 
 

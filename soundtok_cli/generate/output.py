@@ -56,7 +56,9 @@ def build_request(generator, *, prompt, seconds, settings, continue_from, like, 
 
 
 def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, continue_from, like, index_path,
-                     scene, allow_mismatch, output, device, reporter) -> None:
+                     scene, allow_mismatch, output, device, reporter, announce_seed=False) -> None:
+    """Generate and write; `announce_seed` says the seed (one the user did not give) once the
+    inputs have been read and generation starts."""
     from soundtok_cli.models.registry import load_generator
     from soundtok_cli.progress import format_hours, format_speed
     from soundtok_cli.threads import configure_torch_threads
@@ -84,11 +86,21 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
                                 device=device, reporter=reporter)
         stats = request.stats
         batches = generation_batches(generator, request)
+    batches = _announcing(batches, f"seed {seed}" if announce_seed else None, reporter)
     made = write_audio(batches, output, device) if is_audio else write_tokens(batches, output)
     wall = time.perf_counter() - started
     repeats = stats.get("no_repeat_interventions")
     reporter.note(f"generated {format_hours(made)} at {format_speed(made, wall)}"
                   + (f"; {repeats} repeats of a 1 s stretch avoided" if repeats else ""))
+
+
+def _announcing(batches: Iterator[Batch], note: str | None, reporter) -> Iterator[Batch]:
+    """The batches, with the note said just before the first one (after everything was read)."""
+    for batch in batches:
+        if note:
+            reporter.note(note)
+            note = None
+        yield batch
 
 
 def _frames_seconds(batch: Batch) -> float:

@@ -32,9 +32,12 @@ BUILT_IN = [
                "48 kHz residual-VQ codec, 75 frames/s, 1-32 levels of 1024 codes (0.75-24 kbps)"),
     ModelEntry("soundtok-embed", "1", "embedder", "soundtok-embed-v1.safetensors", "soundtok-embed-v1.md",
                "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it"),
+    ModelEntry("soundtok-generate", "1", "generator", "soundtok-generate-v1.safetensors", "soundtok-generate-v1.md",
+               "token language model: endless sound from a description, an example or a recording"),
 ]
 DEFAULT_CODEC = "soundtok-codec"
 DEFAULT_EMBEDDER = "soundtok-embed"
+DEFAULT_GENERATOR = "soundtok-generate"
 
 
 def find(name: str) -> ModelEntry:
@@ -118,6 +121,29 @@ def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "auto"):
     identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path),
                 "codec": json.loads(metadata["codec"])}
     return AudioEmbedder(tower, identity, device)
+
+
+def load_generator(name: str = DEFAULT_GENERATOR, device: str = "auto"):
+    """The named built-in token language model, with the codec identity it writes."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from soundtok_cli.generate.model import LMConfig, TokenLM
+    from soundtok_cli.generate.sampler import TokenGenerator
+
+    entry = find(name)
+    if entry.kind != "generator":
+        raise UsageError(f"'{name}' is a {entry.kind}, not a generator", "--model")
+    device = pick_device(device)
+    path = entry.path()
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+    model = TokenLM(LMConfig(**json.loads(metadata["config"])))
+    model.load_state_dict({k: v.to(torch.float32) for k, v in load_file(path).items()})
+    identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path),
+                "codec": json.loads(metadata["codec"])}
+    return TokenGenerator(model, identity, json.loads(metadata["silence"]), device)
 
 
 def describe_all() -> list[dict]:

@@ -1,0 +1,159 @@
+"""`soundtok generate` as a user runs it, with the shipped model: seeded, streamed as made, written
+as stores or audio, continuing a sound without a seam, drawing on an index, and bad input (one
+line on stderr, no traceback, exit status 2)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from soundtok_cli.io.stream import iter_archives, read_batches
+
+CLI = [sys.executable, "-m", "soundtok_cli.app"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+SR = 48000
+
+
+def run(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + list(args), env=ENV, capture_output=True, timeout=300, input=data)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    err = result.stderr.decode()
+    assert result.returncode == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err and len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def store_codes(path) -> np.ndarray:
+    batches = list(read_batches(str(path)))
+    assert len(batches) == 1 and len(batches[0]) == 1
+    return batches[0].item_codes(0)
+
+
+@pytest.fixture(scope="module")
+def sounds(tmp_path_factory):
+    d = tmp_path_factory.mktemp("generate")
+    rng = np.random.default_rng(0)
+    t = np.arange(3 * 44100) / 44100
+    hiss = 0.05 * rng.standard_normal(len(t)) * (1 + 0.5 * np.sin(2 * np.pi * 0.7 * t))
+    sf.write(d / "hiss.wav", hiss.astype(np.float32), 44100)
+    return d
+
+
+def test_same_seed_same_tokens(tmp_path):
+    for name, seed in (("a", "4"), ("b", "4"), ("c", "5")):
+        ok(run("generate", "rain on a tin roof", "-d", "2s", "--seed", seed, "-o", str(tmp_path / f"{name}.zarr")))
+    a, b, c = (store_codes(tmp_path / f"{n}.zarr") for n in "abc")
+    assert a.shape == (150, 4)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_seed_is_printed_when_not_given(tmp_path):
+    result = ok(run("generate", "wind", "-d", "1s", "-o", str(tmp_path / "w.zarr")))
+    assert "seed " in result.stderr.decode()
+
+
+def test_stream_arrives_in_parts_before_generation_ends():
+    """A ten-minute generation on stdout: its first part can be read while it is still being made."""
+    process = subprocess.Popen(CLI + ["generate", "distant thunder", "-d", "10m", "--seed", "1"], env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = next(iter_archives(process.stdout, "-"))
+        assert process.poll() is None   # still generating
+    finally:
+        process.kill()
+        process.wait()
+    assert '"continues": true' in first["zarr.json"].decode()   # a part of a longer item
+
+
+def test_stream_joins_into_one_item_and_decodes(tmp_path):
+    generated = ok(run("generate", "birds singing", "-d", "6s", "--seed", "2"))
+    parts = list(read_batches("-", parts=True, stdin=io.BytesIO(generated.stdout)))
+    assert len(parts) == 2   # 5 s and 1 s, the first marked as continued
+    joined = list(read_batches("-", stdin=io.BytesIO(generated.stdout)))
+    assert len(joined) == 1 and joined[0].items["length"].tolist() == [450]
+    ok(run("decode", "-", "-o", str(tmp_path / "birds.wav"), data=generated.stdout))
+    audio, rate = sf.read(tmp_path / "birds.wav")
+    assert rate == SR and len(audio) == 6 * SR and np.abs(audio).max() > 1e-3
+
+
+def test_audio_output_directly(tmp_path):
+    ok(run("generate", "a crackling fire", "-d", "3s", "--seed", "1", "-o", str(tmp_path / "fire.flac")))
+    audio, rate = sf.read(tmp_path / "fire.flac")
+    assert rate == SR and len(audio) == 3 * SR
+
+
+def test_continue_audio_keeps_the_sound_then_carries_on(sounds, tmp_path):
+    out = tmp_path / "more.zarr"
+    ok(run("generate", "--continue", str(sounds / "hiss.wav"), "-d", "2s", "--seed", "3", "-o", str(out)))
+    ok(run("encode", str(sounds / "hiss.wav"), "--levels", "4", "-o", str(tmp_path / "hiss.zarr")))
+    source = store_codes(tmp_path / "hiss.zarr")
+    item = list(read_batches(str(out)))[0]
+    codes = item.item_codes(0)
+    assert len(codes) == len(source) + 150
+    assert np.array_equal(codes[: len(source)], source)
+    assert int(item.items["sample_rate"][0]) == 44100   # decodes back at the source's rate
+    assert str(item.items["source"][0]).endswith("hiss-continued.wav")
+
+
+def test_continue_refuses_tokens_of_another_codec(sounds, tmp_path):
+    import zarr
+
+    store = tmp_path / "other.zarr"
+    ok(run("encode", str(sounds / "hiss.wav"), "--levels", "4", "-o", str(store)))
+    group = zarr.open_group(str(store), mode="r+")
+    attrs = dict(group.attrs["soundtok"])
+    attrs["codec"] = dict(attrs["codec"], weights_sha256="0" * 64, version="0")
+    group.attrs["soundtok"] = attrs
+    one_line_error(run("generate", "--continue", str(store), "-d", "1s", "-o", str(tmp_path / "x.zarr")),
+                   "other.zarr", "re-encode")
+
+
+def test_like_an_example(sounds, tmp_path):
+    ok(run("generate", "--like", str(sounds / "hiss.wav"), "-d", "1s", "--seed", "1", "-o", str(tmp_path / "l.zarr")))
+    assert store_codes(tmp_path / "l.zarr").shape == (75, 4)
+
+
+def test_index_draws_on_the_best_match(sounds, tmp_path):
+    index = tmp_path / "index"
+    ok(subprocess.run(["bash", "-o", "pipefail", "-c",
+                       f"{' '.join(CLI)} encode {sounds / 'hiss.wav'} | {' '.join(CLI)} embed | "
+                       f"{' '.join(CLI)} index -o {index}"], env=ENV, capture_output=True, timeout=300))
+    result = ok(run("generate", "steady noise", "--index", str(index), "-d", "1s", "--seed", "1",
+                    "-o", str(tmp_path / "i.zarr")))
+    assert "drawing on" in result.stderr.decode() and "hiss.wav" in result.stderr.decode()
+    assert store_codes(tmp_path / "i.zarr").shape == (75, 4)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["   "], ["empty prompt"]),
+    (["rain", "-d", "ten minutes"], ["--duration", "not a duration"]),
+    ([], ["PROMPT"]),
+    (["--index", "x"], ["--index", "PROMPT"]),
+    (["rain", "--scene", "x.toml"], ["--scene"]),
+    (["rain", "--temperature", "0"], ["--temperature"]),
+    (["--continue", "/no/such.wav"], ["/no/such.wav", "no such file"]),
+])
+def test_bad_input_one_line(args, needles, tmp_path):
+    one_line_error(run("generate", *args, "-o", str(tmp_path / "x.zarr")), *needles)
+
+
+def test_missing_index_one_line(tmp_path):
+    one_line_error(run("generate", "rain", "--index", str(tmp_path / "none"), "-o", str(tmp_path / "x.zarr")),
+                   str(tmp_path / "none"))
