@@ -24,21 +24,24 @@ def repeated_windows(tokens: np.ndarray, window: int, silence: set[int]) -> int:
     return repeats
 
 
-def small_generator(seed: int = 0) -> TokenGenerator:
+def small_model(seed: int = 0) -> TokenLM:
     torch.manual_seed(seed)
-    model = TokenLM(LMConfig(dim=32, codebook_size=64))
-    return TokenGenerator(model, {"codec": {"frame_rate": 75}}, sorted(SILENCE))
+    return TokenLM(LMConfig(dim=32, codebook_size=64))
+
+
+def small_generator(model: TokenLM | None = None) -> TokenGenerator:
+    return TokenGenerator(model or small_model(), {"codec": {"frame_rate": 75}}, sorted(SILENCE))
 
 
 def looping_generator() -> TokenGenerator:
     """A model that always says the same coarse token: left alone, it is one endless loop."""
-    gen = small_generator()
+    model = small_model()
     with torch.no_grad():
-        head = gen.model.heads[0][2]
+        head = model.heads[0][2]
         head.weight.zero_()
         head.bias.zero_()
         head.bias[12] = 5.0
-    return gen
+    return small_generator(model)
 
 
 def unit(rows: int = 1) -> np.ndarray:
