@@ -100,50 +100,56 @@ def load_codec_file(path: str, name: str, version: str, device: str = "auto"):
     return NeuralCodec(model, name, version, sha256(path), device)
 
 
-def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "auto"):
-    """The named built-in audio embedder (tower weights and the codec identity it reads)."""
+@dataclass
+class _Weights:
+    """A built-in model's float32 state, the metadata stored beside it, and its identity."""
+
+    state: dict
+    metadata: dict
+    identity: dict
+
+
+def _read_weights(name: str, kind: str, option: str) -> _Weights:
+    """The weights of the named built-in model of `kind` (a UsageError naming `option` if the
+    name is another kind of model). Models that read or write tokens record their codec."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from soundtok_cli.embed.audio import AudioEmbedder
-    from soundtok_cli.embed.model import AudioTower, TowerConfig
-
     entry = find(name)
-    if entry.kind != "embedder":
-        raise UsageError(f"'{name}' is a {entry.kind}, not an embedder", "--embedder")
-    device = pick_device(device)
+    if entry.kind != kind:
+        raise UsageError(f"'{name}' is a {entry.kind}, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}", option)
     path = entry.path()
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata()
-    tower = AudioTower(TowerConfig(**json.loads(metadata["config"])))
-    tower.load_state_dict({k: v.to(torch.float32) for k, v in load_file(path).items()})
+    state = {k: v.to(torch.float32) for k, v in load_file(path).items()}
     identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path),
                 "codec": json.loads(metadata["codec"])}
-    return AudioEmbedder(tower, identity, device)
+    return _Weights(state, metadata, identity)
+
+
+def load_embedder(name: str = DEFAULT_EMBEDDER, device: str = "auto"):
+    """The named built-in audio embedder (tower weights and the codec identity it reads)."""
+    from soundtok_cli.embed.audio import AudioEmbedder
+    from soundtok_cli.embed.model import AudioTower, TowerConfig
+
+    weights = _read_weights(name, "embedder", "--embedder")
+    device = pick_device(device)
+    tower = AudioTower(TowerConfig(**json.loads(weights.metadata["config"])))
+    tower.load_state_dict(weights.state)
+    return AudioEmbedder(tower, weights.identity, device)
 
 
 def load_generator(name: str = DEFAULT_GENERATOR, device: str = "auto"):
     """The named built-in token language model, with the codec identity it writes."""
-    import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     from soundtok_cli.generate.model import LMConfig, TokenLM
     from soundtok_cli.generate.sampler import TokenGenerator
 
-    entry = find(name)
-    if entry.kind != "generator":
-        raise UsageError(f"'{name}' is a {entry.kind}, not a generator", "--model")
+    weights = _read_weights(name, "generator", "--model")
     device = pick_device(device)
-    path = entry.path()
-    with safe_open(path, framework="pt") as f:
-        metadata = f.metadata()
-    model = TokenLM(LMConfig(**json.loads(metadata["config"])))
-    model.load_state_dict({k: v.to(torch.float32) for k, v in load_file(path).items()})
-    identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path),
-                "codec": json.loads(metadata["codec"])}
-    return TokenGenerator(model, identity, json.loads(metadata["silence"]), device)
+    model = TokenLM(LMConfig(**json.loads(weights.metadata["config"])))
+    model.load_state_dict(weights.state)
+    return TokenGenerator(model, weights.identity, json.loads(weights.metadata["silence"]), device)
 
 
 def describe_all() -> list[dict]:
