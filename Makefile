@@ -195,3 +195,4 @@ bench: install-bench $(CORPUS)/READY
 	$(BIN)/python -m bench.codec_speed
 	$(BIN)/python -m bench.retrieval --corpus $(CORPUS)
 	$(BIN)/python -m bench.search_speed
+	$(BIN)/python -m bench.generate
