@@ -95,7 +95,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, se
     latest = os.path.join(checkpoints, "latest.pt")
     step = 0
     if os.path.exists(latest):
-        state = torch.load(latest, map_location="cpu", weights_only=False)
+        state = torch.load(latest, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -182,7 +182,7 @@ def export(checkpoints: str, out: str) -> None:
     from soundtok_cli.generate.silence import silence_codes
     from soundtok_cli.models.registry import load_codec
 
-    state = torch.load(os.path.join(checkpoints, "latest.pt"), map_location="cpu", weights_only=False)
+    state = torch.load(os.path.join(checkpoints, "latest.pt"), map_location="cpu", weights_only=True)
     codec = load_codec(device="cpu")
     weights = {k: v.to(torch.float16).contiguous() for k, v in state["model"].items()}
     metadata = {"config": json.dumps(state["config"]), "step": str(state["step"]),
