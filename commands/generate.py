@@ -24,7 +24,7 @@ EPILOG = """Examples:
 
 Tokens are written as they are made (a stream on stdout by default), so a decode downstream
 starts before generation ends; OUT may also be a store (x.zarr, x.zarr.zip) or audio (.wav,
-.flac, .ogg). The same prompt, seed and settings with the same model give the same tokens; the
+.flac, .ogg; scaled to a peak of -1 dBFS unless --no-normalize). The same prompt, seed and settings with the same model give the same tokens; the
 seed is printed when none is given. No 1 s stretch of coarse tokens ever occurs twice (silence
 aside): the sound goes on without looping. --continue carries on from a sound (the output holds
 the sound, then its continuation, as one item, so it decodes without a seam); --like makes new
@@ -47,6 +47,7 @@ def generate(
     scene: Annotated[Optional[str], typer.Option("--scene", help="A scene file (TOML or JSON): a bed and events, rendered as a spatial store.", show_default=False)] = None,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Keep scene elements that do not fit the scene's description.")] = False,
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="- (a token stream on stdout, the default), x.zarr, x.zarr.zip, or audio (.wav, .flac, .ogg).")] = None,
+    normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="Audio OUT: scale to a peak of -1 dBFS (generated sound is often quiet).")] = True,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also say which model and settings made the sound.")] = False,
@@ -85,7 +86,7 @@ def generate(
     write_generation(prompt=prompt, seconds=seconds, seed=seed, temperature=temperature, guidance=guidance,
                      top_k=top_k, continue_from=continue_from, like=like, index_path=index_path, scene=scene,
                      allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter,
-                     announce_seed=announce_seed)
+                     announce_seed=announce_seed, normalize=normalize)
     raise typer.Exit(EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 
 

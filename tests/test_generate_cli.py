@@ -93,10 +93,15 @@ def test_stream_joins_into_one_item_and_decodes(tmp_path):
     assert rate == SR and len(audio) == 6 * SR and np.abs(audio).max() > 1e-3
 
 
-def test_audio_output_directly(tmp_path):
+def test_audio_output_directly_normalised_unless_asked_not_to(tmp_path):
     ok(run("generate", "a crackling fire", "-d", "3s", "--seed", "1", "-o", str(tmp_path / "fire.flac")))
+    ok(run("generate", "a crackling fire", "-d", "3s", "--seed", "1", "--no-normalize", "-o", str(tmp_path / "raw.wav")))
     audio, rate = sf.read(tmp_path / "fire.flac")
-    assert rate == SR and len(audio) == 3 * SR
+    raw, _ = sf.read(tmp_path / "raw.wav")
+    assert rate == SR and len(audio) == len(raw) == 3 * SR
+    assert 20 * np.log10(np.abs(audio).max()) == pytest.approx(-1.0, abs=0.05)   # FLAC is 24-bit
+    gain = np.abs(audio).max() / np.abs(raw).max()
+    assert gain > 1 and np.allclose(audio, raw * gain, atol=1e-4)   # the same sound, only louder
 
 
 def test_continue_audio_keeps_the_sound_then_carries_on(sounds, tmp_path):

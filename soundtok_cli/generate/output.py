@@ -56,7 +56,8 @@ def build_request(generator, *, prompt, seconds, settings, continue_from, like, 
 
 
 def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, continue_from, like, index_path,
-                     scene, allow_mismatch, output, device, reporter, announce_seed=False) -> None:
+                     scene, allow_mismatch, output, device, reporter, announce_seed=False,
+                     normalize=True) -> None:
     """Generate and write; `announce_seed` says the seed (one the user did not give) once the
     inputs have been read and generation starts."""
     from soundtok_cli.models.registry import load_generator
@@ -89,7 +90,7 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
         stats = request.stats
         batches = generation_batches(generator, request)
     batches = _announcing(batches, f"seed {seed}" if announce_seed else None, reporter)
-    made = write_audio(batches, output, device) if is_audio else write_tokens(batches, output)
+    made = write_audio(batches, output, device, normalize, reporter) if is_audio else write_tokens(batches, output)
     wall = time.perf_counter() - started
     repeats = stats.get("no_repeat_interventions")
     reporter.note(f"generated {format_hours(made)} at {format_speed(made, wall)}"
@@ -120,8 +121,9 @@ def write_tokens(batches: Iterator[Batch], output: str | None) -> float:
     return seconds
 
 
-def write_audio(batches: Iterator[Batch], output: str, device: str) -> float:
-    """Decode the generated item to an audio file as its parts are made."""
+def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: bool, reporter) -> float:
+    """Decode the generated item to an audio file as its parts are made; with `normalize`, scaled
+    to a peak of NORMALIZE_PEAK_DBFS (generated sound is often quiet: see the model card)."""
     from soundtok_cli.codec.files import decode_source, plan_decode
     from soundtok_cli.codec.sources import group_sources
     from soundtok_cli.io.audio import AudioWriter, output_format
@@ -134,8 +136,35 @@ def write_audio(batches: Iterator[Batch], output: str, device: str) -> float:
         plan = plan_decode(group.duration, codec.config.frame_rate, group.sample_rate)
         if os.path.dirname(output):
             os.makedirs(os.path.dirname(output), exist_ok=True)
+        blocks = decode_source(codec, group, plan, group.channels[0].shape[1])
         with AudioWriter(output, group.sample_rate, len(group.channels), fmt, frames=plan.frames_out) as writer:
-            for block in decode_source(codec, group, plan, group.channels[0].shape[1]):
-                writer.write(block)
+            if normalize:
+                gain_db = _write_normalized(blocks, writer, len(group.channels))
+                reporter.note(f"normalised by {gain_db:+.1f} dB to a peak of {NORMALIZE_PEAK_DBFS:g} dBFS")
+            else:
+                for block in blocks:
+                    writer.write(block)
         seconds += group.duration
     return seconds
+
+
+NORMALIZE_PEAK_DBFS = -1.0
+_SPILL_FRAMES = 1 << 16
+
+
+def _write_normalized(blocks: Iterator[np.ndarray], writer, channels: int) -> float:
+    """Two passes in bounded memory: the decoded samples go to an unnamed temporary file (float32,
+    about 690 MB for an hour of mono) while the peak is found, then come back scaled."""
+    import tempfile
+
+    peak = 0.0
+    with tempfile.TemporaryFile() as spill:
+        for block in blocks:
+            block = np.asarray(block, np.float32)
+            peak = max(peak, float(np.abs(block).max(initial=0.0)))
+            spill.write(block.tobytes())
+        gain = 10 ** (NORMALIZE_PEAK_DBFS / 20) / peak if peak > 0 else 1.0
+        spill.seek(0)
+        while chunk := spill.read(_SPILL_FRAMES * channels * 4):
+            writer.write(np.frombuffer(chunk, np.float32).reshape(-1, channels) * gain)
+    return 20 * np.log10(gain)
