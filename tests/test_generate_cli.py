@@ -15,6 +15,8 @@ import soundfile as sf
 
 from soundtok_cli.io.stream import iter_archives, read_batches
 
+from cli_checks import one_line_error
+
 CLI = [sys.executable, "-m", "soundtok_cli.app"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 SR = 48000
@@ -27,16 +29,6 @@ def run(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess:
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, result.stderr.decode()
     return result
-
-
-def one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
-    err = result.stderr.decode()
-    assert result.returncode == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err and len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def store_codes(path) -> np.ndarray:
@@ -126,7 +118,7 @@ def test_continue_refuses_tokens_of_another_codec(sounds, tmp_path):
     attrs = dict(group.attrs["soundtok"])
     attrs["codec"] = dict(attrs["codec"], weights_sha256="0" * 64, version="0")
     group.attrs["soundtok"] = attrs
-    one_line_error(run("generate", "--continue", str(store), "-d", "1s", "-o", str(tmp_path / "x.zarr")),
+    one_line_error(run("generate", "--continue", str(store), "-d", "1s", "-o", str(tmp_path / "x.zarr")), 2,
                    "other.zarr", "re-encode")
 
 
@@ -156,9 +148,9 @@ def test_index_draws_on_the_best_match(sounds, tmp_path):
     (["--continue", "/no/such.wav"], ["/no/such.wav", "no such file"]),
 ])
 def test_bad_input_one_line(args, needles, tmp_path):
-    one_line_error(run("generate", *args, "-o", str(tmp_path / "x.zarr")), *needles)
+    one_line_error(run("generate", *args, "-o", str(tmp_path / "x.zarr")), 2, *needles)
 
 
 def test_missing_index_one_line(tmp_path):
-    one_line_error(run("generate", "rain", "--index", str(tmp_path / "none"), "-o", str(tmp_path / "x.zarr")),
+    one_line_error(run("generate", "rain", "--index", str(tmp_path / "none"), "-o", str(tmp_path / "x.zarr")), 2,
                    str(tmp_path / "none"))

@@ -12,22 +12,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from cli_checks import one_line_error
+
 CLI = [sys.executable, "-m", "soundtok_cli.app", "separate"]
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 
 
 def run(*args, stdin=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(CLI + [str(a) for a in args], env=ENV, capture_output=True, timeout=300, stdin=stdin, cwd=cwd)
-
-
-def one_line_error(result, code: int, *needles: str) -> str:
-    err = result.stderr.decode()
-    assert result.returncode == code, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err and len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def voice(n: int, rate: int, seed: int) -> np.ndarray:

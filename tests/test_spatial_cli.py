@@ -16,6 +16,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from cli_checks import one_line_error
+
 CLI = [sys.executable, "-m", "soundtok_cli.app"]
 SOUNDTOK = " ".join(shlex.quote(part) for part in CLI)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,16 +31,6 @@ def run(*args: str, cwd=None, stdin=None) -> subprocess.CompletedProcess:
 
 def shell(command: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=ENV, capture_output=True, timeout=300)
-
-
-def one_line_error(result: subprocess.CompletedProcess, code: int, *needles: str) -> str:
-    err = result.stderr.decode()
-    assert result.returncode == code, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert "Traceback" not in err and len(lines) == 1, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
