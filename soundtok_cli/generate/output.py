@@ -24,20 +24,23 @@ DEFAULT_SECONDS = 30.0
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-def material_vector(codes: np.ndarray, frame_rate: float, device: str) -> np.ndarray:
-    """The audio embedding of some codes (the joint space's audio tower)."""
-    from soundtok_cli.models.registry import load_embedder
-
-    embedder = load_embedder(device=device)
-    return embedder.embed_item(codes, len(codes) / frame_rate, 2.0, 1.0)[2]
-
-
 def build_request(generator, *, prompt, seconds, settings, continue_from, like, index_path, device, reporter) -> Request:
     vectors = []
     if prompt is not None:
         vectors.append(prompt_vector(prompt))
     if like is not None:
         vectors.append(example_vector(like, device))
+    embedder = None
+
+    def material_vector(codes: np.ndarray) -> np.ndarray:
+        """The audio embedding of some codes (the embedder loads once, when first needed)."""
+        nonlocal embedder
+        if embedder is None:
+            from soundtok_cli.models.registry import load_embedder
+
+            embedder = load_embedder(device=device)
+        return embedder.embed_item(codes, len(codes) / generator.frame_rate, 2.0, 1.0)[2]
+
     before = prime = None
     sample_rate = 48000
     source = source_name(prompt, None)
@@ -46,11 +49,11 @@ def build_request(generator, *, prompt, seconds, settings, continue_from, like, 
         material = read_material(generator, continue_from, device)
         before, prime = material.codes, material.codes[-prime_frames:]
         sample_rate, source = material.sample_rate, source_name(prompt, material)
-        vectors.append(material_vector(prime, generator.frame_rate, device))
+        vectors.append(material_vector(prime))
     if index_path is not None:
         material = index_material(generator, index_path, prompt, device, reporter)
         prime = material.codes[-prime_frames:] if prime is None else prime
-        vectors.append(material_vector(material.codes, generator.frame_rate, device))
+        vectors.append(material_vector(material.codes))
     frames = round((DEFAULT_SECONDS if seconds is None else seconds) * generator.frame_rate)
     return Request(combine(vectors), frames, settings, source, sample_rate, before=before, prime=prime)
 

@@ -52,7 +52,7 @@ class TokenGenerator:
         self.silence = frozenset(silence)
         self.device = device
         self.cells, self.heads = (int8_frame_layers(self.model) if device == "cpu" else
-                                  (None, [head for head in self.model.heads]))
+                                  (None, list(self.model.heads)))
 
     @property
     def levels(self) -> int:
