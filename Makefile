@@ -8,6 +8,7 @@
 #   make train-codec   train the codec (resumable) and export the shipped weights
 #   make train-embed   build the captioned token examples, train the audio tower, export it
 #   make train-generate build the captioned token sequences, train the token language model, export it
+#   make train-separate train the query-conditioned separation model on corpus mixtures, export it
 #   make bench         codec quality/speed and retrieval tables (bench/results/*.json)
 
 SHELL := /bin/bash
@@ -28,13 +29,15 @@ EMBED_WEIGHTS := soundtok_cli/models/soundtok-embed-v1.safetensors
 GENERATE_CHECKPOINTS ?= checkpoints/generate
 GENERATE_DATA ?= checkpoints/generate-data
 GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v1.safetensors
+SEPARATE_CHECKPOINTS ?= checkpoints/separate
+SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v1.safetensors
 DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
 DEBIAN_TOOLS := sox:sox ffmpeg:ffmpeg opusenc:opus-tools espeak-ng:espeak-ng fluidsynth:fluidsynth \
 	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm /usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa:libmysofa1
 
-.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed train-generate \
+.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed train-generate train-separate \
 	completion clean-demo
 
 help:
@@ -190,9 +193,14 @@ train-generate: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.generate train --data $(GENERATE_DATA) --checkpoints $(GENERATE_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.generate export --checkpoints $(GENERATE_CHECKPOINTS) --out $(GENERATE_WEIGHTS)
 
+train-separate: install $(CORPUS)/READY
+	$(BIN)/python -m soundtok_cli.train.separate train --corpus $(CORPUS) --checkpoints $(SEPARATE_CHECKPOINTS)
+	$(BIN)/python -m soundtok_cli.train.separate export --corpus $(CORPUS) --checkpoints $(SEPARATE_CHECKPOINTS) --out $(SEPARATE_WEIGHTS)
+
 bench: install-bench $(CORPUS)/READY
 	$(BIN)/python -m bench.codec_quality --clips $(CORPUS)/heldout/clips
 	$(BIN)/python -m bench.codec_speed
 	$(BIN)/python -m bench.retrieval --corpus $(CORPUS)
 	$(BIN)/python -m bench.search_speed
 	$(BIN)/python -m bench.generate
+	$(BIN)/python -m bench.separation --heldout $(CORPUS)/heldout

@@ -34,10 +34,13 @@ BUILT_IN = [
                "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it"),
     ModelEntry("soundtok-generate", "1", "generator", "soundtok-generate-v1.safetensors", "soundtok-generate-v1.md",
                "token language model: endless sound from a description, an example or a recording"),
+    ModelEntry("soundtok-separate", "1", "separator", "soundtok-separate-v1.safetensors", "soundtok-separate-v1.md",
+               "query-conditioned separation: keep or remove the sound a description names"),
 ]
 DEFAULT_CODEC = "soundtok-codec"
 DEFAULT_EMBEDDER = "soundtok-embed"
 DEFAULT_GENERATOR = "soundtok-generate"
+DEFAULT_SEPARATOR = "soundtok-separate"
 
 
 def find(name: str) -> ModelEntry:
@@ -123,8 +126,9 @@ def _read_weights(name: str, kind: str, option: str) -> _Weights:
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata()
     state = {k: v.to(torch.float32) for k, v in load_file(path).items()}
-    identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path),
-                "codec": json.loads(metadata["codec"])}
+    identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path)}
+    if "codec" in metadata:
+        identity["codec"] = json.loads(metadata["codec"])
     return _Weights(state, metadata, identity)
 
 
@@ -150,6 +154,20 @@ def load_generator(name: str = DEFAULT_GENERATOR, device: str = "auto"):
     model = TokenLM(LMConfig(**json.loads(weights.metadata["config"])))
     model.load_state_dict(weights.state)
     return TokenGenerator(model, weights.identity, json.loads(weights.metadata["silence"]), device)
+
+
+def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu"):
+    """The named built-in separation network with the concepts its queries are grounded against.
+    It reads and writes audio, not tokens, so it records no codec."""
+    from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet
+    from soundtok_cli.separate.neural import QuerySeparator
+
+    weights = _read_weights(name, "separator", "--model")
+    device = pick_device(device)
+    concepts = weights.state.pop("concepts").numpy()
+    net = SeparatorNet(SeparatorConfig.from_json(weights.metadata["config"]))
+    net.load_state_dict(weights.state)
+    return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device)
 
 
 def describe_all() -> list[dict]:

@@ -1,0 +1,147 @@
+"""Separation by description at run time: ground the queries, then mask long signals chunk by chunk.
+
+Any sample rate without resampling: the network was trained on 48 kHz frames of 1024 samples
+(21.3 ms, 46.9 Hz bins) every 512 samples; another rate gets the same frame duration and hop
+(n_fft = 1024 * rate / 48000), so its bins are spaced alike and the network sees the bins it
+knows (missing bins above a lower rate's Nyquist frequency are silence to it, as a band-limited
+48 kHz recording would be; bins above 24 kHz get the mask of the highest bin it sees).
+
+Any channel count: the mask is computed once from the channels' mean and applied to every
+channel, so a stereo image stays where it was.
+
+Long files run through `stream.Chunked` in chunks of 12 s with 1 s of context on each side,
+cross-faded nowhere: each output sample comes from the chunk that has it in its middle. The
+bidirectional layers see only the context, so chunked output differs from whole-file output by
+far less than the separation error (tests/test_separate_model.py measures it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from soundtok_cli.errors import UsageError
+from soundtok_cli.separate.concepts import GROUNDED, LOOSE, nearest
+from soundtok_cli.separate.model import HOP, N_FFT, SAMPLE_RATE
+
+CONTEXT_SECONDS = 1.0
+CHUNK_SECONDS = 12.0
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    vector: np.ndarray
+    score: float  # cosine similarity to the nearest concept
+    nearest: list[tuple[str, float]]
+
+    @property
+    def loose(self) -> bool:
+        """Accepted, but only loosely like anything the model was trained on."""
+        return self.score < LOOSE
+
+    def matched(self) -> str:
+        return ", ".join(f"'{name}'" for name, _ in self.nearest)
+
+
+class QuerySeparator:
+    """The separation network with its concepts; `mask_stage` and `extract` do the work."""
+
+    def __init__(self, net, concept_vectors: np.ndarray, concept_names: list[str], identity: dict, device: str = "cpu"):
+        self.net = net.eval().to(device)
+        self.concept_vectors = concept_vectors
+        self.concept_names = concept_names
+        self.identity = identity
+        self.device = device
+
+    def ground(self, texts: list[str], option: str = "--keep") -> list[Query]:
+        """Embed the queries; a UsageError for an empty one, or one far from every concept the
+        model was trained on (naming the nearest concepts it knows)."""
+        from soundtok_cli.embed.text import encode_queries
+
+        cleaned = [" ".join(t.split()) for t in texts]
+        for text in cleaned:
+            if not text:
+                raise UsageError("an empty description; say what to separate, e.g. 'speech' or 'rain'", option)
+        vectors = encode_queries(cleaned)
+        queries = []
+        for text, vector in zip(cleaned, vectors):
+            close = nearest(vector, self.concept_vectors, self.concept_names)
+            query = Query(text, np.asarray(vector, np.float32), close[0][1], close)
+            if query.score < GROUNDED:
+                raise UsageError(f"cannot ground {text!r}: the separation model knows nothing like it "
+                                 f"(nearest concepts: {query.matched()}); describe the sound itself", option)
+            queries.append(query)
+        return queries
+
+    def masks(self, magnitude: np.ndarray, queries: list[Query]) -> np.ndarray:
+        """(frames, bins) magnitude at the model's bin spacing -> (queries, frames, bins) masks."""
+        import torch
+
+        bins = self.net.config.bins
+        frames, have = magnitude.shape
+        model_in = np.zeros((frames, bins), np.float32)
+        model_in[:, : min(have, bins)] = magnitude[:, :bins]
+        with torch.inference_mode():
+            m = torch.from_numpy(model_in).to(self.device).unsqueeze(0).expand(len(queries), -1, -1)
+            q = torch.from_numpy(np.stack([x.vector for x in queries])).to(self.device)
+            out = self.net(m, q).float().cpu().numpy()
+        if have > bins:  # above 24 kHz: the highest bin's mask
+            out = np.concatenate([out, np.repeat(out[:, :, -1:], have - bins, axis=2)], axis=2)
+        return out[:, :, :have]
+
+    def stage(self, queries: list[Query], sample_rate: int, mode: str) -> "MaskStage":
+        return MaskStage(self, queries, sample_rate, mode)
+
+    def extract(self, x: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
+        """The sound `query` describes, from x ((n,) or (n, channels)): benchmarks and tests."""
+        from soundtok_cli.separate.stream import run_all
+
+        return run_all(self.stage(self.ground([query]), sample_rate, "keep"), x)
+
+
+class MaskStage:
+    """A `stream.Processor`: keep what the queries describe (mode "keep": one query, or several,
+    giving their union), remove it ("remove"), or split into stems ("stems": one output per query,
+    side by side as (n, queries * channels); masks summing past 1 are scaled down so the stems
+    never hold more than the input)."""
+
+    def __init__(self, separator: QuerySeparator, queries: list[Query], sample_rate: int, mode: str):
+        if mode not in ("keep", "remove", "stems"):
+            raise ValueError(mode)
+        self.separator, self.queries, self.mode = separator, queries, mode
+        self.n_fft = max(16, int(round(N_FFT * sample_rate / SAMPLE_RATE)))
+        self.hop = max(4, self.n_fft * HOP // N_FFT) if sample_rate != SAMPLE_RATE else HOP
+        context = int(CONTEXT_SECONDS * sample_rate) // self.hop * self.hop
+        self.before = self.after = context
+        self.chunk = int(CHUNK_SECONDS * sample_rate) // self.hop * self.hop
+
+    def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
+        import torch
+
+        n = len(x) - self.before - self.after
+        window = torch.hann_window(self.n_fft)
+        signal = torch.from_numpy(np.ascontiguousarray(x.T, dtype=np.float32))  # (channels, samples)
+        spec = torch.stft(signal, self.n_fft, self.hop, window=window, center=True, return_complex=True)
+        # the network reads 48 kHz-scaled magnitudes: a shorter window sums to less
+        magnitude = spec.abs().mean(0).T.numpy() * (N_FFT / self.n_fft)
+        if not magnitude.any():
+            masks = np.zeros((len(self.queries),) + magnitude.shape)
+        else:
+            masks = self.separator.masks(magnitude.astype(np.float32), self.queries)
+        if self.mode == "stems":
+            total = masks.sum(0, keepdims=True)
+            masks = masks / np.maximum(total, 1.0)
+            chosen = masks
+        else:
+            union = 1.0 - np.prod(1.0 - masks, axis=0, keepdims=True)
+            chosen = union
+        outs = []
+        for mask in chosen:
+            m = torch.from_numpy(mask.T.astype(np.float32)).unsqueeze(0)
+            y = torch.istft(spec * m, self.n_fft, self.hop, window=window, center=True, length=len(x)).numpy().T
+            outs.append(y[self.before : self.before + n].astype(np.float64))
+        if self.mode == "remove":
+            return x[self.before : self.before + n] - outs[0]
+        return np.concatenate(outs, axis=1)
