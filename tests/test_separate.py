@@ -192,9 +192,10 @@ def test_chunked_equals_whole(speech):
 
 
 def test_parse_removals():
-    assert parse_removals(["hiss", "clicks,hum"]) == ["hum", "clicks", "hiss"]
-    assert parse_removals(["Crackle", "mains hum"]) == ["hum", "clicks"]
-    for bad in (["crowd chatter"], ["speech"], [""]):
+    assert parse_removals(["hiss", "clicks,hum"]) == (["hum", "clicks", "hiss"], [])
+    assert parse_removals(["Crackle", "mains hum"]) == (["hum", "clicks"], [])
+    assert parse_removals(["hum, Crowd  Chatter", "traffic", "crowd chatter"]) == (["hum"], ["crowd chatter", "traffic"])
+    for bad in ([""], [" , "]):
         with pytest.raises(UsageError) as error:
             parse_removals(bad)
-        assert "hum, clicks" in str(error.value)
+        assert "hum, clicks, hiss or a description" in str(error.value)

@@ -103,11 +103,57 @@ def test_pipe_in_and_out(files):
     assert rate == 48000 and y.shape == (3 * 48000, 3)
 
 
-def test_descriptions_need_the_model(files, tmp_path):
-    for args in (["--keep", "speech"], ["--remove", "crowd chatter"], ["--remove", "hum,traffic"]):
-        line = one_line_error(run(files / "hum3.wav", *args, "-o", tmp_path / "x.wav"), 2, "hum, clicks and hiss", "separation model")
-        assert "not implemented" not in line
+def test_keep_by_description_writes_what_is_kept_and_the_rest(files, tmp_path):
+    result = run(files / "hum3.wav", "--keep", "speech", "-o", tmp_path / "voice.flac", "--residual", tmp_path / "rest.wav",
+                 "--format", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    report = json.loads(result.stdout)
+    assert report["separated"]["mode"] == "keep" and report["separated"]["descriptions"] == ["speech"]
+    x, _ = sf.read(files / "hum3.wav")
+    kept, rate = sf.read(tmp_path / "voice.flac")
+    rest, _ = sf.read(tmp_path / "rest.wav")
+    assert rate == 48000 and kept.shape == rest.shape == x.shape
+    assert np.abs(kept + rest - x).max() < 1e-4       # kept + removed = input (FLAC rounds to 16 bits)
+    assert 0 < np.sqrt(np.mean(kept ** 2)) < np.sqrt(np.mean(x ** 2)) * 1.05
+
+
+def test_remove_by_description_after_hum(files, tmp_path):
+    result = run(files / "hum44.flac", "--remove", "hum,crowd chatter", "-o", tmp_path / "out.wav")
+    assert result.returncode == 0, result.stderr.decode()
+    err = result.stderr.decode()
+    assert "removed 'crowd chatter'" in err and "hum at 50" in err, err
+    y, rate = sf.read(tmp_path / "out.wav")
+    assert rate == 44100 and y.shape == (2 * 44100, 2)
+
+
+def test_stems_one_file_per_description(files, tmp_path):
+    result = run(files / "clean3.wav", "--stems", "speech, music,rain", "-o", tmp_path / "{stem}-{part}.wav",
+                 "--residual", tmp_path / "{stem}-rest.wav")
+    assert result.returncode == 0, result.stderr.decode()
+    x, _ = sf.read(files / "clean3.wav")
+    stems = [sf.read(tmp_path / f"clean3-{part}.wav")[0] for part in ("speech", "music", "rain")]
+    rest, _ = sf.read(tmp_path / "clean3-rest.wav")
+    assert np.abs(sum(stems) + rest - x).max() < 1e-4
+    for stem in stems:
+        assert np.sum(stem ** 2) <= np.sum(x ** 2) * 1.05
+
+
+def test_descriptions_refused_in_one_line(files, tmp_path):
+    line = one_line_error(run(files / "hum3.wav", "--keep", "quarterly tax report", "-o", tmp_path / "x.wav"), 2,
+                          "cannot ground 'quarterly tax report'", "nearest concepts: '")
+    assert "not implemented" not in line
+    one_line_error(run(files / "hum3.wav", "--keep", " ", "-o", tmp_path / "x.wav"), 2, "--keep", "empty description")
+    one_line_error(run(files / "hum3.wav", "--keep", "speech", "--stems", "music,rain", "-o", tmp_path / "x.wav"), 2,
+                   "one of --keep, --stems")
+    one_line_error(run(files / "hum3.wav", "--stems", "speech,music", "-o", tmp_path / "x.wav"), 2, "{part}")
+    one_line_error(run(files / "hum3.wav", files / "clean3.wav", "--keep", "speech", "-o", tmp_path / "x.wav"), 2, "template")
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_loosely_grounded_description_is_named(files, tmp_path):
+    result = run(files / "hum3.wav", "--keep", "traffic", "-o", tmp_path / "x.wav")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "'traffic' is only loosely like what the model knows; it is taken as '" in result.stderr.decode()
 
 
 def test_bad_inputs(files, tmp_path):

@@ -1,10 +1,10 @@
-"""Separation and restoration: what `soundtok separate` removes from a recording.
+"""Separation and restoration: what `soundtok separate` keeps or removes from a recording.
 
-This version removes what signal processing removes well, each from its own module:
-mains hum (`hum`), clicks and crackle (`clicks`) and stationary hiss (`hiss`), streamed through
-`stream.Chunked` in overlapping chunks (`restore` runs a whole file). Separating sources by a
-description ("keep speech", "remove crowd chatter") needs a query-conditioned separation model,
-which this version does not have.
+Two kinds of work, each from its own modules. Restoration by signal processing, where it is the
+right tool: mains hum (`hum`), clicks and crackle (`clicks`) and stationary hiss (`hiss`).
+Separation by description ("keep speech", "remove crowd chatter", stems): the query-conditioned
+network (`model`), run over long signals by `neural`, its queries grounded by `concepts`.
+Both stream through `stream.Chunked` in overlapping chunks; `restore` runs a whole file.
 """
 
 from __future__ import annotations
@@ -18,24 +18,27 @@ REMOVABLE = ("hum", "clicks", "hiss")
 _ALIASES = {"click": "clicks", "crackle": "clicks", "clicks": "clicks", "hum": "hum", "mains hum": "hum",
             "hiss": "hiss", "noise": "hiss", "hum and harmonics": "hum"}
 
-MODEL_NEEDED = ("this version removes hum, clicks and hiss (signal processing); separating sources by "
-                "description needs the query-conditioned separation model, which is not in this version")
 
 
-def parse_removals(values: list[str]) -> list[str]:
-    """`--remove` values (repeatable, comma-separated) -> the things to remove, in REMOVABLE order.
-
-    Anything else is a description only the separation model could act on: a UsageError saying so.
-    """
-    wanted = set()
+def parse_removals(values: list[str]) -> tuple[list[str], list[str]]:
+    """`--remove` values (repeatable, comma-separated) -> (the restoration steps, in REMOVABLE
+    order; the descriptions left for the separation model, in the order given)."""
+    steps, descriptions = set(), []
     for value in values:
         for part in value.split(","):
             name = " ".join(part.lower().split())
             if not name:
                 continue
-            if name not in _ALIASES:
-                raise UsageError(f"cannot remove {part.strip()!r}: {MODEL_NEEDED}", "--remove")
-            wanted.add(_ALIASES[name])
-    if not wanted:
-        raise UsageError("say what to remove: hum, clicks or hiss (e.g. --remove hum,clicks)", "--remove")
-    return [name for name in REMOVABLE if name in wanted]
+            if name in _ALIASES:
+                steps.add(_ALIASES[name])
+            elif name not in descriptions:
+                descriptions.append(name)
+    if not steps and not descriptions:
+        raise UsageError("say what to remove: hum, clicks, hiss or a description (e.g. --remove hum,clicks "
+                         "or --remove 'crowd chatter')", "--remove")
+    return [name for name in REMOVABLE if name in steps], descriptions
+
+
+def split_descriptions(values: list[str]) -> list[str]:
+    """Comma-separated, repeatable descriptions (--keep, --stems) -> their list, blanks dropped."""
+    return [" ".join(part.split()) for value in values for part in value.split(",") if part.strip()]

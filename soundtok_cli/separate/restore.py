@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -27,7 +28,7 @@ CHUNK = 1 << 17
 @dataclass
 class Restored:
     source: str
-    output: str
+    output: str | list[str]
     residual: str | None
     sample_rate: int
     channels: int
@@ -38,6 +39,7 @@ class Restored:
     clicks: int | None = None  # gaps repaired
     hiss_floor_dbfs: float | None = None
     silent: bool = False
+    separated: dict | None = None  # {mode, descriptions, nearest_concepts} when the model ran
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -48,11 +50,14 @@ class Restored:
         return {**asdict(self), "duration": round(self.duration, 6)}
 
 
-def restore_file(source: str, remove: list[str], output: str, residual: str | None = None,
+def restore_file(source: str, remove: list[str], output: str | list[str], residual: str | None = None,
                  fmt: str | None = None, residual_fmt: str | None = None, strength: float = 1.0,
-                 chunk: int = CHUNK) -> Restored:
-    """Remove `remove` (names from REMOVABLE, in order) from `source`; write `output` (a path or
-    "-") and optionally `residual`. Raises InputError for an unreadable input."""
+                 chunk: int = CHUNK, separation: Callable[[int], object] | None = None) -> Restored:
+    """Remove `remove` (names from REMOVABLE, in order) from `source`, then apply the stage that
+    `separation(sample_rate)` makes, if given (`neural.MaskStage`: keep, remove or split by
+    description); write `output` (a path or "-"; one path per stem when the stage makes stems)
+    and optionally `residual` (the input minus everything written). Raises InputError for an
+    unreadable input."""
     with open_audio(source) as reader:
         sr, channels = reader.sample_rate, reader.channels
         report = Restored(source, output, residual, sr, channels, reader.frames, list(remove))
@@ -78,6 +83,8 @@ def restore_file(source: str, remove: list[str], output: str, residual: str | No
             if noise is not None:
                 report.hiss_floor_dbfs = round(floor.level_dbfs(noise), 1)
                 stages.append(HissFilter(noise, sr, strength))
+        if separation is not None:
+            stages.append(separation(sr))
         if "-" in (output, residual) and reader.format == "MP3" and not ({"hum", "hiss"} & set(remove)):
             for _ in reader.blocks(BLOCK):  # a WAV header on stdout needs the exact length first
                 pass
@@ -94,7 +101,7 @@ def restore_file(source: str, remove: list[str], output: str, residual: str | No
 
 def _run(reader, stages, channels: int, chunk: int):
     """(input block, output block) pairs of equal length, through every stage in turn."""
-    streams = [Chunked(stage, channels, chunk) for stage in stages]
+    streams = [Chunked(stage, channels, getattr(stage, "chunk", chunk)) for stage in stages]
     pending: deque[np.ndarray] = deque()  # input not yet matched by output
 
     def matched(out: np.ndarray):
@@ -126,8 +133,9 @@ def _run(reader, stages, channels: int, chunk: int):
 
 
 def _write(reader, stages, channels: int, chunk: int, report: Restored, fmt, residual_fmt) -> float:
+    outputs = report.output if isinstance(report.output, list) else [report.output]
     writers = []
-    for path, kind in ((report.output, fmt), (report.residual, residual_fmt)):
+    for path, kind in [(p, fmt) for p in outputs] + [(report.residual, residual_fmt)]:
         if path is None:
             continue
         if path != "-" and os.path.dirname(path):
@@ -137,9 +145,11 @@ def _write(reader, stages, channels: int, chunk: int, report: Restored, fmt, res
     try:
         for x, y in _run(reader, stages, channels, chunk):
             peak = max(peak, float(np.abs(x).max()))
-            writers[0].write(y.astype(np.float32) if stages else x)
-            if len(writers) > 1:
-                writers[1].write((x - y).astype(np.float32))
+            parts = y.reshape(len(y), len(outputs), channels) if stages else x[:, None, :]
+            for writer, part in zip(writers, parts.transpose(1, 0, 2)):
+                writer.write(part.astype(np.float32))
+            if len(writers) > len(outputs):
+                writers[-1].write((x - parts.sum(axis=1)).astype(np.float32))
         for writer in writers:
             writer.close()
     except BaseException:
