@@ -16,14 +16,13 @@ heard in a room (synthetic reverberation; the target keeps its own reverberation
 
 from __future__ import annotations
 
-import csv
 import os
-from dataclasses import dataclass
 
 import numpy as np
 
 from soundtok_cli.data import synth
 from soundtok_cli.train.embed import general_captions, sentence_vectors
+from soundtok_cli.train.embed_data import Clip, package, read_clips
 
 SAMPLE_RATE = 48_000
 CROWD_QUERIES = ["crowd chatter", "a crowd of people talking", "babble of voices", "people talking in a crowded room",
@@ -38,28 +37,14 @@ P_ROOM = 0.2
 DIFFERENT = 0.45  # captions closer than this cosine in the text space are not "different kinds"
 
 
-@dataclass
-class Clip:
-    shard: str
-    offset: int
-    length: int
-    kind: str
-    caption: str
-
-
 class MixtureSampler:
     def __init__(self, corpus_dir: str, cache_dir: str, seed: int = 0, split: str = "train"):
         root = os.path.join(corpus_dir, split)
-        self.shards: dict[str, np.ndarray] = {}
-        self.clips: list[Clip] = []
-        with open(os.path.join(root, "index.tsv"), newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t"):
-                if row["shard"] not in self.shards:
-                    self.shards[row["shard"]] = np.load(os.path.join(root, row["shard"]), mmap_mode="r")
-                kind = row["kind"]
-                if kind == "speech" and row["source"].split(":")[0] in NOT_SPEECH_PACKAGES:
-                    kind = "sfx"
-                self.clips.append(Clip(row["shard"], int(row["offset"]), int(row["length"]), kind, row["caption"]))
+        self.clips = read_clips(corpus_dir, split)
+        for clip in self.clips:
+            if clip.kind == "speech" and package(clip.source) in NOT_SPEECH_PACKAGES:
+                clip.kind = "sfx"
+        self.shards = {name: np.load(os.path.join(root, name), mmap_mode="r") for name in {c.shard for c in self.clips}}
         self.speech = np.array([i for i, c in enumerate(self.clips) if c.kind == "speech"])
         self.other = np.array([i for i, c in enumerate(self.clips) if c.kind != "speech"])
         if not len(self.speech) or not len(self.other):
