@@ -48,23 +48,26 @@ def separation_loss(estimate, target, estimate_spec, target_spec, mixture_spec):
     return (magnitude + sdr_term).mean(), (sdr[audible].mean() if audible.any() else sdr.new_tensor(0.0))
 
 
-def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float) -> None:
+def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto") -> None:
     import torch
+
+    from soundtok_cli.models.registry import pick_device
 
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, istft, stft
     from soundtok_cli.threads import configure_torch_threads
     from soundtok_cli.train.separate_data import SAMPLE_RATE, MixtureSampler
 
     configure_torch_threads()
+    device = pick_device(device)
     os.makedirs(checkpoints, exist_ok=True)
     n = int(SEGMENT_SECONDS * SAMPLE_RATE)
     config = SeparatorConfig()
-    model = SeparatorNet(config)
+    model = SeparatorNet(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     latest = os.path.join(checkpoints, "latest.pt")
     step = 0
     if os.path.exists(latest):
-        state = torch.load(latest, map_location="cpu", weights_only=True)
+        state = torch.load(latest, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -72,10 +75,10 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float) -> N
     sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step)
     valid = MixtureSampler(corpus, checkpoints, seed=123).batch(48, n)
     print(f"{len(sampler.speech)} speech clips, {len(sampler.other)} others, {len(sampler.texts)} query texts; "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters", flush=True)
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; training on {device}", flush=True)
 
     def run(mix, target, query):
-        mix, target, query = (torch.from_numpy(a) for a in (mix, target, query))
+        mix, target, query = (torch.from_numpy(a).to(device) for a in (mix, target, query))
         spec = stft(mix)
         mask = model(spec.abs(), query)
         estimate_spec = spec * mask
@@ -147,13 +150,14 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--steps", type=int, default=2400)
     t.add_argument("--batch", type=int, default=12)
     t.add_argument("--lr", type=float, default=1.5e-3)
+    t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
     e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v1.safetensors"))
     args = parser.parse_args(argv)
     if args.step == "train":
-        train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr)
+        train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device)
     else:
         export(args.corpus, args.checkpoints, os.path.normpath(args.out))
 
