@@ -129,6 +129,21 @@ def test_keep_speech_from_a_store(files, tmp_path):
     assert np.abs(kept + rest - decoded).max() < 1e-5
 
 
+def test_stems_into_one_store_each(files, tmp_path):
+    result = separate(files / "one.zarr.zip", "--stems", "speech,music", "-o", tmp_path / "stem-{part}.zarr.zip",
+                      "--residual", tmp_path / "rest.zarr.zip")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "hum.wav: split into 'speech', 'music'" in result.stderr.decode()
+    assert sorted(os.listdir(tmp_path)) == ["rest.zarr.zip", "stem-music.zarr.zip", "stem-speech.zarr.zip"]
+    source = items(files / "one.zarr.zip")
+    for name in ("stem-speech.zarr.zip", "stem-music.zarr.zip", "rest.zarr.zip"):
+        made = items(tmp_path / name)
+        assert [(i["source"], i["channel"]) for i in made] == [(i["source"], i["channel"]) for i in source]
+        assert all(a["codes"].shape == b["codes"].shape for a, b in zip(made, source))
+    one_line_error(separate(files / "one.zarr.zip", "--stems", "speech,music", "-o", tmp_path / "stems.zarr.zip"), 2,
+                   "{part}")
+
+
 def test_bad_stores_one_line_nothing_written(files, tmp_path):
     from embed_factories import files_batch, random_files, save_store
     from factories import codec_attrs, token_batch
