@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Annotated, Optional
 
@@ -80,8 +78,8 @@ def separate(
     from soundtok_cli.io.audio import output_format
     from soundtok_cli.progress import format_speed
     from soundtok_cli.separate import parse_removals, split_descriptions
-    from soundtok_cli.separate.tokens import (Codecs, expand_inputs, is_store_name, separate_source,
-                                              separate_to_tokens, store_sources)
+    from soundtok_cli.separate.job import Plan, SeparateJob, load_separation
+    from soundtok_cli.separate.tokens import expand_inputs, is_store_name
 
     reporter = Reporter("separate", quiet=quiet, verbose=verbose)
     things, removals = parse_removals(remove) if remove else ([], [])
@@ -152,138 +150,19 @@ def separate(
     if "-" in (output, residual):
         refuse_binary_to_terminal("token stream" if tokens_out else "audio")
 
-    separation, described = None, None
-    if keeps or removals or parts:
-        from soundtok_cli.models.registry import load_separator
-        from soundtok_cli.threads import configure_torch_threads
-
-        configure_torch_threads(workers=2)  # one thread: measured faster than two on 2 cores (bench.separation)
-        separator = load_separator()
-        mode, texts, option = (("keep", keeps, "--keep") if keeps else ("remove", removals, "--remove") if removals
-                               else ("stems", parts, "--stems"))
-        queries = separator.ground(texts, option)
-        for query in queries:
-            if query.loose:
-                reporter.note(f"{query.text!r} is only loosely like what the model knows; it is taken as "
-                              f"{query.matched()}")
-        separation = lambda sample_rate: separator.stage(queries, sample_rate, mode)  # noqa: E731
-        described = {"mode": mode, "descriptions": [q.text for q in queries],
-                     "nearest_concepts": [[name for name, _ in q.nearest] for q in queries]}
-
+    separation, described = load_separation(keeps, removals, parts, reporter)
     sources = []
     for entry in expanded:
         if isinstance(entry, InputError):
             reporter.error(entry)
         else:
             sources.append(entry)
-    if not tokens_out:
-        for path, option in ((output, "-o"), (residual, "--residual")):
-            if path is not None and len(sources) > 1 and "{" not in path.replace("{part}", ""):
-                raise UsageError(f"{path} is one file but there are {len(sources)} inputs; use a template such as 'out/{{stem}}.wav'", option)
-
-    sinks, res_sink, sink_names = [], None, []
-    if tokens_out:
-        from soundtok_cli.io.sink import open_sink
-
-        sink_names = [output.replace("{part}", _file_word(part)) for part in parts] if parts else [output]
-        names = sink_names + ([residual] if residual is not None else [])
-        clash = next((n for n in names if names.count(n) > 1), None)
-        if clash is not None:
-            raise UsageError(f"two outputs would both be {clash}", "--residual" if clash == residual else "-o")
-        sinks = [open_sink(name) for name in sink_names]
-        res_sink = open_sink(residual) if residual is not None else None
-    single = not tokens_out and any(p is not None and "{" not in p.replace("{part}", "") for p in (output, residual))
-
+    plan = Plan(things, strength, separation, described, output, residual, parts, tokens_out, out_format, res_format,
+                json_reports=fmt == "json")
+    job = SeparateJob(plan, reporter)
     started = time.monotonic()
-    done, seconds, written = 0, 0.0, set()
-
-    def audio_paths(source: str, index: int, subject: str) -> tuple[list[str], str | None]:
-        """OUT (one path per stem) and the residual for one source, refusing clashes."""
-        out_paths = [_fill(output, source, index, out_format, part) for part in (parts or [None])]
-        res_path = _fill(residual, source, index, res_format) if residual else None
-        for path in out_paths + [res_path]:
-            if path is not None and path != "-" and path in written:
-                raise InputError(f"output {path} would be written twice (give the template {{index}} or {{dir}})", subject)
-        if res_path in out_paths or len(set(out_paths)) < len(out_paths):
-            raise InputError(f"two outputs would both be {res_path if res_path in out_paths else out_paths[0]}", subject)
-        return out_paths, res_path
-
-    def finished(report, subject: str, out_paths: list[str], res_path: str | None, store: str | None = None) -> None:
-        nonlocal done, seconds
-        report.separated = described
-        written.update(p for p in out_paths + [res_path] if p and p != "-")
-        done += 1
-        seconds += report.duration
-        if fmt == "json":
-            record = report.as_json() if store is None else {**report.as_json(), "store": store}
-            sys.stdout.write(json.dumps(record) + "\n")
-            sys.stdout.flush()
-        reporter.note(f"{subject}: {_describe(report)}")
-        reporter.detail(f"{subject} -> {', '.join(out_paths)}" + (f", residual {res_path}" if res_path else ""))
-
-    codecs = Codecs(threads=separation is None)  # the separation model has set torch's threads
-
-    def separate_store(name: str, index: int) -> int:
-        """Every source of one token store: decoded with the codec the store records, separated as
-        an audio file is, written as audio (OUT per source) or re-encoded into the sinks. A bad
-        source is reported and skipped; a store that cannot be read (another kind, corrupt, made
-        with other weights) is reported once. Returns the next template {index}."""
-        count = 0
-        try:
-            for src in _at_most_one(store_sources(name), single, output, name):
-                count, index = count + 1, index + 1
-                codec = codecs.for_store(src.attrs, name)  # the same for every source: a failure ends the store
-                try:
-                    if tokens_out:
-                        report, outs, rest = separate_to_tokens(codec, src, things, len(parts) or 1,
-                                                                residual is not None, strength, separation)
-                        for sink, batch in zip(sinks, outs):
-                            sink.write(batch, subject=src.label)
-                        if res_sink is not None:
-                            res_sink.write(rest, subject=src.label)
-                        out_paths, res_path = sink_names, residual
-                        report.output, report.residual = (sink_names if parts else output), residual
-                    else:
-                        out_paths, res_path = audio_paths(src.source, index - 1, src.label)
-                        report = separate_source(codec, src, things, out_paths if parts else out_paths[0], res_path,
-                                                 out_format, res_format, strength, separation)
-                except InputError as error:
-                    reporter.error(error)
-                    continue
-                finished(report, src.label, out_paths, res_path, store=name)
-            if count == 0:
-                raise InputError("holds no sources", name)
-        except InputError as error:
-            reporter.error(error)
-        return index
-
-    all_sinks = sinks + ([res_sink] if res_sink is not None else [])
-    if not all(entry.store for entry in sources):
-        from soundtok_cli.separate.restore import restore_file  # (scipy) once there is audio to restore
-    try:
-        index = 0
-        for entry in sources:
-            if entry.store:
-                index = separate_store(entry.name, index)
-                continue
-            source, index = entry.name, index + 1
-            try:
-                out_paths, res_path = audio_paths(source, index - 1, source)
-                report = restore_file(source, things, out_paths if parts else out_paths[0], res_path, out_format,
-                                      res_format, strength, separation=separation)
-            except InputError as error:
-                reporter.error(error)
-                continue
-            finished(report, source, out_paths, res_path)
-    except BaseException:
-        for sink in all_sinks:
-            sink.abort()
-        raise
-    for sink in all_sinks:
-        if done:
-            sink.close()
-        else:
-            sink.abort()
+    job.run(sources)
+    done, seconds = job.done, job.seconds
     elapsed = max(time.monotonic() - started, 1e-9)
     if done == 0 and reporter.failures:
         raise typer.Exit(EXIT_USAGE)
@@ -292,54 +171,6 @@ def separate(
     reporter.note(f"{verb} {done} {noun}{'' if done == 1 else 's'} ({seconds:.1f} s) at {format_speed(seconds, elapsed)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if done == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
-
-
-def _at_most_one(sources, single: bool, output: str, name: str):
-    """The sources of a store; when OUT is one file, a second is refused before the first is
-    written (a usage error, like decode's)."""
-    sources = iter(sources)
-    first = next(sources, None)
-    if first is None:
-        return
-    if single and next(sources, None) is not None:
-        raise UsageError(f"{output} is one file but {name} holds several sources; use a template such as "
-                         "'out/{stem}.wav'", "-o")
-    yield first
-    yield from sources
-
-
-def _fill(template: str, source: str, index: int, fmt: str, part: str | None = None) -> str:
-    """OUT or the residual for one input (and one stem): a template filled in, or a plain path."""
-    from soundtok_cli.codec.sources import output_path
-
-    if part is not None:
-        template = template.replace("{part}", _file_word(part))
-    return output_path(template, source, index, fmt) if "{" in template else template
-
-
-def _file_word(description: str) -> str:
-    """A description as a file-name part: 'crowd chatter' -> 'crowd-chatter'."""
-    word = "-".join("".join(c if c.isalnum() else " " for c in description.lower()).split())
-    return word or "part"
-
-
-def _describe(report) -> str:
-    if report.silent:
-        return "silent; passed through unchanged"
-    parts = []
-    if report.separated:
-        said = ", ".join(repr(d) for d in report.separated["descriptions"])
-        parts.append({"keep": f"kept {said}", "remove": f"removed {said}", "stems": f"split into {said}"}[report.separated["mode"]])
-    if report.hum_found is not None:
-        hum = report.hum
-        parts.append(f"hum at {hum['frequency']:.2f} Hz removed ({len(hum['harmonics'])} harmonics)" if hum
-                     else "no hum found (left untouched)")
-    if report.clicks is not None:
-        parts.append(f"{report.clicks} click{'' if report.clicks == 1 else 's'} repaired")
-    if "hiss" in report.removed:
-        parts.append(f"hiss reduced (noise floor {report.hiss_floor_dbfs:.0f} dBFS)" if report.hiss_floor_dbfs is not None
-                     else "no hiss floor found (left untouched)")
-    return "; ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

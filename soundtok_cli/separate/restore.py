@@ -18,7 +18,7 @@ import numpy as np
 from soundtok_cli.io.audio import AudioWriter, open_audio
 from soundtok_cli.separate.clicks import ClickRepair
 from soundtok_cli.separate.hiss import HissFilter, NoiseFloor
-from soundtok_cli.separate.hum import HumFilter, HumInfo, LongTermSpectrum, detect_hum
+from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
 from soundtok_cli.separate.stream import Chunked
 
 BLOCK = 1 << 16
