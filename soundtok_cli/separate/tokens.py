@@ -163,18 +163,8 @@ def separate_source(codec, src: StoreSource, remove: list[str], output: str | li
                     separation: Callable[[int], object] | None = None):
     """`restore.restore_file` for one source of a store, writing audio (`output`: a path or "-", one path
     per stem for stems; `residual` the same way). The report (`restore.Restored`) names the source."""
-    from soundtok_cli.separate.restore import restore_file
-
     with tempfile.TemporaryDirectory(prefix="soundtok-separate-") as tmp:
-        decoded = os.path.join(tmp, "decoded.w64")
-        decode_to_file(codec, src, decoded)
-        try:
-            report = restore_file(decoded, remove, output, residual, fmt, residual_fmt, strength,
-                                  separation=separation)
-        except InputError as error:
-            raise _renamed(error, decoded, src.label) from None
-    report.source = src.source
-    return report
+        return _restore_decoded(codec, src, tmp, remove, output, residual, fmt, residual_fmt, strength, separation)
 
 
 def separate_to_tokens(codec, src: StoreSource, remove: list[str], outputs: int, residual: bool,
@@ -186,21 +176,14 @@ def separate_to_tokens(codec, src: StoreSource, remove: list[str], outputs: int,
     from soundtok_cli.codec.files import encode_audio
     from soundtok_cli.io.audio import open_audio
     from soundtok_cli.io.store import Batch
-    from soundtok_cli.separate.restore import restore_file
 
     with tempfile.TemporaryDirectory(prefix="soundtok-separate-") as tmp:
-        decoded = os.path.join(tmp, "decoded.w64")
-        decode_to_file(codec, src, decoded)
         out_paths = [os.path.join(tmp, f"out{k}.wav") for k in range(outputs)]
         res_path = os.path.join(tmp, "residual.wav") if residual else None
         # 24-bit WAV, or FLAC past WAV's 4 GiB (about 4 hours of 48 kHz stereo)
         kind = "wav" if src.duration * src.sample_rate * len(src.channels) * 3 < 0xFFFF0000 else "flac"
-        try:
-            report = restore_file(decoded, remove, out_paths if outputs > 1 else out_paths[0], res_path, kind, kind,
-                                  strength, separation=separation)
-        except InputError as error:
-            raise _renamed(error, decoded, src.label) from None
-        report.source = src.source
+        report = _restore_decoded(codec, src, tmp, remove, out_paths if outputs > 1 else out_paths[0], res_path,
+                                  kind, kind, strength, separation)
         codec_attrs = codec.describe(src.levels)
         batches = []
         for path in out_paths + ([res_path] if res_path else []):
@@ -219,6 +202,23 @@ def separate_to_tokens(codec, src: StoreSource, remove: list[str], outputs: int,
                 codes=encoded.channels,
             ))
     return report, batches[:outputs], (batches[outputs] if residual else None)
+
+
+def _restore_decoded(codec, src: StoreSource, tmp: str, remove: list[str], output: str | list[str],
+                     residual: str | None, fmt: str | None, residual_fmt: str | None, strength: float,
+                     separation: Callable[[int], object] | None):
+    """Decode the source into `tmp` and run `restore.restore_file` on it; the report and any error
+    name the source, not the temporary file."""
+    from soundtok_cli.separate.restore import restore_file
+
+    decoded = os.path.join(tmp, "decoded.w64")
+    decode_to_file(codec, src, decoded)
+    try:
+        report = restore_file(decoded, remove, output, residual, fmt, residual_fmt, strength, separation=separation)
+    except InputError as error:
+        raise _renamed(error, decoded, src.label) from None
+    report.source = src.source
+    return report
 
 
 def _renamed(error: InputError, path: str, label: str) -> InputError:
