@@ -91,8 +91,9 @@ def istft(spec: torch.Tensor, length: int) -> torch.Tensor:
     return torch.istft(spec.transpose(1, 2), N_FFT, HOP, window=window(spec.device), center=True, length=length)
 
 
-def apply(model: SeparatorNet, x: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mixture waveforms (batch, samples) -> (the queried sound's waveforms, the mask)."""
+def apply(model: SeparatorNet, x: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mixture waveforms (batch, samples) -> (the queried sound's waveforms, its spectrum, the
+    mixture's spectrum): what the training loss reads."""
     spec = stft(x)
-    mask = model(spec.abs(), query)
-    return istft(spec * mask, x.shape[-1]), mask
+    estimate_spec = spec * model(spec.abs(), query)
+    return istft(estimate_spec, x.shape[-1]), estimate_spec, spec

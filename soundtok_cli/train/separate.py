@@ -52,8 +52,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     import torch
 
     from soundtok_cli.models.registry import pick_device
-
-    from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, istft, stft
+    from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, apply, stft
     from soundtok_cli.threads import configure_torch_threads
     from soundtok_cli.train.separate_data import SAMPLE_RATE, MixtureSampler
 
@@ -73,16 +72,13 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
         step = state["step"]
         print(f"resumed at step {step}", flush=True)
     sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step)
-    valid = MixtureSampler(corpus, checkpoints, seed=123).batch(48, n)
+    valid = sampler.reseeded(123).batch(48, n)
     print(f"{len(sampler.speech)} speech clips, {len(sampler.other)} others, {len(sampler.texts)} query texts; "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; training on {device}", flush=True)
 
     def run(mix, target, query):
         mix, target, query = (torch.from_numpy(a).to(device) for a in (mix, target, query))
-        spec = stft(mix)
-        mask = model(spec.abs(), query)
-        estimate_spec = spec * mask
-        estimate = istft(estimate_spec, n)
+        estimate, estimate_spec, spec = apply(model, mix, query)
         return separation_loss(estimate, target, estimate_spec, stft(target), spec)
 
     def validate() -> tuple[float, float]:

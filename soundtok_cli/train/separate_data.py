@@ -16,6 +16,7 @@ heard in a room (synthetic reverberation; the target keeps its own reverberation
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -63,6 +64,12 @@ class MixtureSampler:
         os.makedirs(cache_dir, exist_ok=True)
         self.vectors = sentence_vectors(self.texts, os.path.join(cache_dir, "captions.npz"))
         self.rng = np.random.default_rng(seed)
+
+    def reseeded(self, seed: int) -> "MixtureSampler":
+        """The same clips and query vectors (loaded once) drawing from a fresh generator."""
+        other = copy.copy(self)
+        other.rng = np.random.default_rng(seed)
+        return other
 
     # -- sources ------------------------------------------------------------------------------
 
