@@ -6,8 +6,9 @@ Any sample rate without resampling: the network was trained on 48 kHz frames of 
 knows (missing bins above a lower rate's Nyquist frequency are silence to it, as a band-limited
 48 kHz recording would be; bins above 24 kHz get the mask of the highest bin it sees).
 
-Any channel count: the mask is computed once from the channels' mean and applied to every
-channel, so a stereo image stays where it was.
+Any channel count: the mask is computed once from the mean of the channels' magnitude spectra
+(channels in opposite phase do not cancel) and applied to every channel, so a stereo image stays
+where it was.
 
 Long files run through `stream.Chunked` in chunks of 12 s with 1 s of context on each side,
 cross-faded nowhere: each output sample comes from the chunk that has it in its middle. The
@@ -46,7 +47,7 @@ class Query:
 
 
 class QuerySeparator:
-    """The separation network with its concepts; `mask_stage` and `extract` do the work."""
+    """The separation network with its concepts; `stage` and `extract` do the work."""
 
     def __init__(self, net, concept_vectors: np.ndarray, concept_names: list[str], identity: dict, device: str = "cpu"):
         self.net = int8_layers(net.eval()) if device == "cpu" else net.eval().to(device)
@@ -145,14 +146,11 @@ class MaskStage:
         else:
             masks = self.separator.masks(magnitude.astype(np.float32), self.queries)
         if self.mode == "stems":
-            total = masks.sum(0, keepdims=True)
-            masks = masks / np.maximum(total, 1.0)
-            chosen = masks
-        else:
-            union = 1.0 - np.prod(1.0 - masks, axis=0, keepdims=True)
-            chosen = union
+            masks = masks / np.maximum(masks.sum(0, keepdims=True), 1.0)
+        else:  # the union of what the queries describe
+            masks = 1.0 - np.prod(1.0 - masks, axis=0, keepdims=True)
         outs = []
-        for mask in chosen:
+        for mask in masks:
             m = torch.from_numpy(mask.T.astype(np.float32)).unsqueeze(0)
             y = torch.istft(spec * m, self.n_fft, self.hop, window=window, center=True, length=len(x)).numpy().T
             outs.append(y[self.before : self.before + n].astype(np.float64))
