@@ -19,15 +19,11 @@ from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, _window
 from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
 from soundtok_cli.separate.stream import run_all
 
+from audio_checks import si_sdr
+
 SR = 48000
 TEXT = ("The quick brown fox jumps over the lazy dog. Sound designers work with libraries of "
         "thousands of files. Restoration removes hum, clicks and hiss from old recordings.")
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    scale = np.dot(estimate, reference) / np.dot(reference, reference)
-    target = scale * reference
-    return float(10 * np.log10(np.sum(target**2) / np.sum((estimate - target) ** 2)))
 
 
 def speak(tmp_path, text: str = TEXT, rate: int = SR) -> np.ndarray:

@@ -11,6 +11,8 @@ from soundtok_cli.data import synth
 from soundtok_cli.errors import UsageError
 from soundtok_cli.separate.stream import run_all
 
+from audio_checks import si_sdr
+
 
 @pytest.fixture(scope="module")
 def separator():
@@ -19,12 +21,6 @@ def separator():
 
     configure_torch_threads(workers=2)
     return load_separator(device="cpu")
-
-
-def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
-    scale = np.dot(estimate, reference) / np.dot(reference, reference)
-    target = scale * reference
-    return float(10 * np.log10(np.sum(target ** 2) / np.sum((estimate - target) ** 2)))
 
 
 def sound(maker, seconds: float, seed: int, rate: int = 48000) -> np.ndarray:
