@@ -78,5 +78,5 @@ def run_all(processor: Processor, x: np.ndarray, chunk: int = 1 << 16, block: in
     stream = Chunked(processor, x.shape[1], chunk)
     parts = [stream.push(x[i : i + block]) for i in range(0, len(x), block)] + [stream.finish()]
     # an empty part has the input's width, which need not be the output's (stems)
-    y = np.concatenate([p for p in parts if len(p)] or parts[-1:])
+    y = np.concatenate([p for p in parts if len(p)])
     return y[:, 0] if one else y
