@@ -69,26 +69,101 @@ def caption_choices(captions: list[str]) -> tuple[list[str], list[list[int]]]:
     return list(texts), choices
 
 
-def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, seq_frames: int) -> None:
+class Sequences:
+    """The built token sequences, split into training and validation, with their conditions:
+    batches as the trainer (and `bench.generate_pattern`) draws them."""
+
+    def __init__(self, data_dir: str, checkpoints: str, levels: int):
+        import torch
+
+        from soundtok_cli.train.embed import sentence_vectors
+
+        self.codes, self.frames, captions = load_sequences(data_dir, levels)
+        os.makedirs(checkpoints, exist_ok=True)
+        self.texts, self.choices = caption_choices(captions)
+        self.text_vectors = torch.from_numpy(sentence_vectors(self.texts, os.path.join(checkpoints, "captions.npz")))
+        self.sound_vectors = torch.from_numpy(audio_vectors(data_dir))
+        order = np.random.default_rng(0).permutation(len(self.codes))
+        n_valid = max(32, int(len(self.codes) * VALID_SHARE))
+        self.valid, self.training = order[:n_valid], order[n_valid:]
+
+    def describe(self) -> str:
+        return (f"{len(self.codes)} sequences ({self.frames.sum() / 75 / 3600:.1f} h), {len(self.texts)} captions; "
+                f"{len(self.valid)} for validation")
+
+    def conditions(self, index: np.ndarray, pick: np.random.Generator, null):
+        """Per sequence: its caption or a coarser one, its own audio embedding, or `null`."""
+        import torch
+
+        rows = []
+        for i in index:
+            r = pick.random()
+            if r < P_TEXT:
+                ids = self.choices[i]
+                chosen = ids[0] if len(ids) == 1 or pick.random() >= P_GENERAL else ids[1 + pick.integers(len(ids) - 1)]
+                rows.append(self.text_vectors[chosen])
+            elif r < P_TEXT + P_AUDIO:
+                rows.append(self.sound_vectors[i])
+            else:
+                rows.append(null)
+        return torch.stack(rows)
+
+    def batch(self, index: np.ndarray, pick: np.random.Generator, seq_frames: int):
+        """(codes (B, T, levels), mask (B, T) of real frames): a random window of each sequence."""
+        import torch
+
+        levels = self.codes.shape[-1]
+        length = int(min(seq_frames, self.frames[index].max()))
+        x = np.zeros((len(index), length, levels), np.int64)
+        mask = np.zeros((len(index), length), bool)
+        for row, i in enumerate(index):
+            n = int(self.frames[i])
+            start = int(pick.integers(0, max(1, n - length + 1)))
+            take = min(length, n - start)
+            x[row, :take] = self.codes[i, start : start + take]
+            mask[row, :take] = True
+        return torch.from_numpy(x), torch.from_numpy(mask)
+
+    def validation_levels(self, model, batch: int, seq_frames: int) -> list[float]:
+        """Mean cross-entropy per level (nats) over the validation sequences, each conditioned on
+        its own caption; the same windows every time."""
+        import torch
+
+        from soundtok_cli.generate.model import lm_loss
+
+        model.eval()
+        pick = np.random.default_rng(123)
+        totals = torch.zeros(self.codes.shape[-1])
+        with torch.no_grad():
+            for lo in range(0, len(self.valid), batch):
+                index = self.valid[lo : lo + batch]
+                x, mask = self.batch(index, pick, seq_frames)
+                cond = torch.stack([self.text_vectors[self.choices[i][0]] for i in index])
+                totals += lm_loss(model(x, cond), x, mask)[1] * len(index)
+        model.train()
+        return (totals / len(self.valid)).tolist()
+
+
+def learning_rate(lr: float, step: int, steps: int, warmup: int = 100) -> float:
+    """Linear warm-up, then a cosine to 5 % of `lr` at `steps`."""
+    scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / steps)))
+    return lr * max(scale, 0.05)
+
+
+def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, seq_frames: int,
+          threads: int = 0) -> None:
     import torch
 
     from soundtok_cli.generate.model import LMConfig, TokenLM, lm_loss
-    from soundtok_cli.train.embed import sentence_vectors
     from soundtok_cli.threads import configure_torch_threads
 
-    configure_torch_threads()
+    if threads > 0:  # two trainings side by side on a small machine: one core each
+        torch.set_num_threads(threads)
+    else:
+        configure_torch_threads()
     config = LMConfig()
-    codes, frames, captions = load_sequences(data_dir, config.levels)
-    os.makedirs(checkpoints, exist_ok=True)
-    texts, choices = caption_choices(captions)
-    text_vectors = torch.from_numpy(sentence_vectors(texts, os.path.join(checkpoints, "captions.npz")))
-    sound_vectors = torch.from_numpy(audio_vectors(data_dir))
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(codes))
-    n_valid = max(32, int(len(codes) * VALID_SHARE))
-    valid, training = order[:n_valid], order[n_valid:]
-    print(f"{len(codes)} sequences ({frames.sum() / 75 / 3600:.1f} h), {len(texts)} captions; "
-          f"{len(valid)} for validation", flush=True)
+    data = Sequences(data_dir, checkpoints, config.levels)
+    print(data.describe(), flush=True)
 
     model = TokenLM(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -99,58 +174,16 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, se
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
-        rng = np.random.default_rng([1, step])
         print(f"resumed at step {step}", flush=True)
+    rng = np.random.default_rng([1, step])
 
-    def conditions(index: np.ndarray, pick: np.random.Generator) -> torch.Tensor:
-        rows = []
-        for i in index:
-            r = pick.random()
-            if r < P_TEXT:
-                ids = choices[i]
-                chosen = ids[0] if len(ids) == 1 or pick.random() >= P_GENERAL else ids[1 + pick.integers(len(ids) - 1)]
-                rows.append(text_vectors[chosen])
-            elif r < P_TEXT + P_AUDIO:
-                rows.append(sound_vectors[i])
-            else:
-                rows.append(model.null.detach())
-        return torch.stack(rows)
-
-    def batch_of(index: np.ndarray, pick: np.random.Generator):
-        length = int(min(seq_frames, frames[index].max()))
-        x = np.zeros((len(index), length, config.levels), np.int64)
-        mask = np.zeros((len(index), length), bool)
-        for row, i in enumerate(index):
-            n = int(frames[i])
-            start = int(pick.integers(0, max(1, n - length + 1)))
-            take = min(length, n - start)
-            x[row, :take] = codes[i, start : start + take]
-            mask[row, :take] = True
-        return torch.from_numpy(x), torch.from_numpy(mask)
-
-    def validate() -> list[float]:
-        model.eval()
-        pick = np.random.default_rng(123)
-        totals = torch.zeros(config.levels)
-        with torch.no_grad():
-            for lo in range(0, len(valid), batch):
-                index = valid[lo : lo + batch]
-                x, mask = batch_of(index, pick)
-                # validation always conditions on the caption itself
-                cond = torch.stack([text_vectors[choices[i][0]] for i in index])
-                totals += lm_loss(model(x, cond), x, mask)[1] * len(index)
-        model.train()
-        return (totals / len(valid)).tolist()
-
-    warmup = 100
     started, seen = time.time(), 0
     while step < steps:
-        scale = min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / steps)))
         for group in optimizer.param_groups:
-            group["lr"] = lr * max(scale, 0.05)
-        index = training[rng.integers(len(training), size=batch)]
-        x, mask = batch_of(index, rng)
-        cond = conditions(index, rng)
+            group["lr"] = learning_rate(lr, step, steps)
+        index = data.training[rng.integers(len(data.training), size=batch)]
+        x, mask = data.batch(index, rng, seq_frames)
+        cond = data.conditions(index, rng, model.null.detach())
         loss, per_level = lm_loss(model(x, cond), x, mask)
         optimizer.zero_grad()
         loss.backward()
@@ -168,7 +201,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, se
                         "config": config.to_json()}, tmp)
             os.replace(tmp, latest)
         if step % 250 == 0 or step == steps:
-            levels = validate()
+            levels = data.validation_levels(model, batch, seq_frames)
             print(f"validation at step {step}: loss {np.mean(levels):.3f} (levels "
                   f"{' '.join(f'{v:.2f}' for v in levels)})", flush=True)
             with open(os.path.join(checkpoints, "validation.jsonl"), "a") as f:
@@ -207,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--batch", type=int, default=12)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seq-frames", type=int, default=600)
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     e = sub.add_parser("export")
     e.add_argument("--checkpoints", default="checkpoints/generate")
     e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-generate-v1.safetensors"))
@@ -216,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
 
         build(args.corpus, args.out)
     elif args.step == "train":
-        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.seq_frames)
+        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.seq_frames, args.threads)
     else:
         export(args.checkpoints, os.path.normpath(args.out))
 

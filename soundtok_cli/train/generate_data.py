@@ -25,6 +25,11 @@ LEVELS = 8
 SHARD_CROPS = 1024
 SYNTH_CROPS = 2500
 SYNTH_SEED = 2                       # not embed_data.SYNTH_SEED (1) nor the benchmark seed
+# Every crop is scaled to this peak before encoding, as sound libraries deliver their files: the
+# model then generates at a working level. Crops kept at their recorded levels (v1 up to step
+# 1,100) taught it to generate at -30 to -72 dBFS RMS.
+PEAK = 10 ** (-1 / 20)
+SILENT = 10 ** (-60 / 20)            # crops quieter than this stay as they are (room tone, fades)
 # crops per clip by kind: (first crop, one more per this many seconds, at most)
 PLAN = {"music": (1, 60, 2), "sfx": (1, 30, 3), "speech": (0.5, 60, 1), "synth": (1, 30, 2)}
 
@@ -62,6 +67,11 @@ def crop(clips, corpus: str, shards: dict, entry: tuple[int, int]) -> tuple[np.n
     return x, caption
 
 
+def peak_normalized(audio: np.ndarray) -> np.ndarray:
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    return audio * (PEAK / peak) if peak > SILENT else audio
+
+
 def build(corpus: str, out: str, batch: int = 16) -> None:
     """Encode every shard of crops that is not on disk yet (an interrupted build resumes)."""
     import torch
@@ -91,8 +101,7 @@ def build(corpus: str, out: str, batch: int = 16) -> None:
             x = np.zeros((len(chosen), n * HOP), np.float32)
             for row, i in enumerate(chosen):
                 audio = crops[i][0][: n * HOP]
-                peak = np.max(np.abs(audio)) if len(audio) else 0.0
-                x[row, : len(audio)] = audio * (0.99 / peak if peak > 0.99 else 1.0)
+                x[row, : len(audio)] = peak_normalized(audio)
             with torch.inference_mode():
                 latent = codec.model.encoder(F.pad(torch.from_numpy(x), (HOP, HOP)))
                 c = codec.model.quantizer.encode(latent, LEVELS).to(torch.int32).numpy()

@@ -48,7 +48,8 @@ def separation_loss(estimate, target, estimate_spec, target_spec, mixture_spec):
     return (magnitude + sdr_term).mean(), (sdr[audible].mean() if audible.any() else sdr.new_tensor(0.0))
 
 
-def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto") -> None:
+def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
+          threads: int = 0) -> None:
     import torch
 
     from soundtok_cli.models.registry import pick_device
@@ -56,7 +57,10 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     from soundtok_cli.threads import configure_torch_threads
     from soundtok_cli.train.separate_data import SAMPLE_RATE, MixtureSampler
 
-    configure_torch_threads()
+    if threads > 0:  # two trainings side by side on a small machine: one core each
+        torch.set_num_threads(threads)
+    else:
+        configure_torch_threads()
     device = pick_device(device)
     os.makedirs(checkpoints, exist_ok=True)
     n = int(SEGMENT_SECONDS * SAMPLE_RATE)
@@ -147,13 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--batch", type=int, default=12)
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
     e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v1.safetensors"))
     args = parser.parse_args(argv)
     if args.step == "train":
-        train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device)
+        train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads)
     else:
         export(args.corpus, args.checkpoints, os.path.normpath(args.out))
 
