@@ -16,7 +16,8 @@ retrieval benchmark's 1,454, tokens cache) is ranked by each clip's best window,
 search --like` ranks files. Precision@10 of the prompted class, next to the class' share of the
 library (a random ranking) and to real clips of that class as queries (leave-one-out, also at 4
 levels): the ceiling the embedder allows. And text agreement: does the generated clip's audio
-embedding rank its own prompt first among the class words?
+embedding rank its own prompt first among the class words? The same clips, decoded, also give the
+level the model generates at (RMS and peak dBFS; `generate -o x.wav` normalises, a stream does not).
 
 Speed: frames made per second as x real time (75 frames = 1 s), for 1, 4 and 16 rows at once, with
 guidance (the default, 5.0) and without (1.0); and one item end to end (generate, then decode to
@@ -206,9 +207,24 @@ def embed_library(embedder, codec_identity: dict, library):
     return embedder.embed_batch(batch, EMBED_WINDOW, EMBED_HOP)
 
 
+def output_levels(codec, tokens: np.ndarray) -> dict:
+    """RMS and peak (dBFS) of generated token items decoded by `codec` at 48 kHz, as a token stream
+    decoded elsewhere sounds (no normalisation)."""
+    rms, peak = [], []
+    for codes in tokens:
+        audio = np.concatenate(list(codec.decode(codes))).astype(np.float64)
+        rms.append(10 * np.log10(np.mean(audio ** 2) + 1e-20))
+        peak.append(20 * np.log10(np.max(np.abs(audio)) + 1e-10))
+    rms, peak = np.array(rms), np.array(peak)
+    return {"rms_dbfs_median": float(np.median(rms)), "rms_dbfs_p10": float(np.percentile(rms, 10)),
+            "rms_dbfs_p90": float(np.percentile(rms, 90)), "peak_dbfs_median": float(np.median(peak)),
+            "peak_dbfs_max": float(peak.max())}
+
+
 def bench_fidelity(generator, embedder, embedded, library, classes: list[str], class_vectors: np.ndarray,
-                   samples: int, seconds: float, seed: int, log) -> dict:
-    """Generated clips per class word against the library `embedded` (its labels in `library`)."""
+                   samples: int, seconds: float, seed: int, log, codec=None) -> dict:
+    """Generated clips per class word against the library `embedded` (its labels in `library`);
+    with `codec`, also the level of the generated clips decoded."""
     from bench.retrieval import clip_scores
 
     rate = generator.frame_rate
@@ -254,6 +270,8 @@ def bench_fidelity(generator, embedder, embedded, library, classes: list[str], c
     per_class = list(out["classes"].values())
     out["mean"] = {key: float(np.mean([e[key] for e in per_class])) for key in per_class[0] if key != "library_clips"}
     out["text_rank_generated_mean"] = float(text_generated.mean())
+    if codec is not None:
+        out["level"] = output_levels(codec, tokens)
     return out
 
 
@@ -353,6 +371,11 @@ def format_report(result: dict) -> str:
                      f"{m['text_cosine_own']:.3f}, to the other class words {m['text_cosine_others']:.3f}; "
                      f"mean rank of the prompt {fid['text_rank_generated_mean']:.1f} of {len(fid['classes'])} "
                      f"(random: rank 1 {1 / len(fid['classes']):.3f})")
+        if "level" in fid:
+            lv = fid["level"]
+            lines.append(f"level of the generated clips decoded (no normalisation): RMS median "
+                         f"{lv['rms_dbfs_median']:.1f} dBFS (10-90 %: {lv['rms_dbfs_p10']:.1f} to {lv['rms_dbfs_p90']:.1f}), "
+                         f"peak median {lv['peak_dbfs_median']:.1f} dBFS, highest {lv['peak_dbfs_max']:.1f} dBFS")
     sp = result.get("speed")
     if sp:
         lines += ["", f"speed: x real time ({sp['seconds']:g} s per row, best of {sp['repeats']}; all rows together / "
@@ -444,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"fidelity: embedding {len(library[0])} library clips")
         embedded = embed_library(embedder, codec.describe(library[2][0].shape[1]), library)
         result["fidelity"] = bench_fidelity(generator, embedder, embedded, library, classes, class_vectors,
-                                            args.samples, args.clip_seconds, args.seed, log)
+                                            args.samples, args.clip_seconds, args.seed, log, codec=codec)
     if "speed" in parts:
         result["speed"] = bench_speed(generator, codec, prompt_vectors[0], args.speed_seconds, args.repeats,
                                       SPEED_ROWS, log)

@@ -115,7 +115,9 @@ def test_fidelity_and_speed_parts_run(looping_generator):
     vectors = rng.standard_normal((2, 384)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     out = bench.bench_fidelity(generator, embedder, embedded, library, ["rain", "wind"], vectors,
-                               samples=2, seconds=1.0, seed=0, log=lambda _: None)
+                               samples=2, seconds=1.0, seed=0, log=lambda _: None, codec=codec)
+    level = out["level"]   # the looping generator's tokens decoded: real audio, some level below full scale
+    assert -120 < level["rms_dbfs_p10"] <= level["rms_dbfs_median"] <= level["rms_dbfs_p90"] < level["peak_dbfs_max"]
     assert out["classes"]["rain"]["random"] == 0.4 and out["classes"]["wind"]["library_clips"] == 2
     for entry in out["classes"].values():   # k = 10 > 5 clips: every query sees the whole library
         assert entry["precision_generated_segment"] == pytest.approx(entry["library_clips"] / 10)
