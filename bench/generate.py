@@ -12,12 +12,13 @@ silence codes left out, and the longest stretch (not all silence) that occurs tw
 
 Fidelity: each of the retrieval benchmark's class words is a prompt; the generated clips are
 embedded from their tokens by the shipped embedder and the library of held-out real clips (the
-retrieval benchmark's 1,454, tokens cache) is ranked by each clip's best window, as `soundtok
-search --like` ranks files. Precision@10 of the prompted class, next to the class' share of the
-library (a random ranking) and to real clips of that class as queries (leave-one-out, also at 4
-levels): the ceiling the embedder allows. And text agreement: does the generated clip's audio
-embedding rank its own prompt first among the class words? The same clips, decoded, also give the
-level the model generates at (RMS and peak dBFS; `generate -o x.wav` normalises, a stream does not).
+retrieval benchmark's 1,454, tokens cache) is ranked by each clip's best window (kept so the figures
+compare with earlier runs; `soundtok search` now also weighs the whole clip). Precision@10 of the
+prompted class, next to the class' share of the library (a random ranking) and to real clips of that
+class as queries (leave-one-out, also at 4 levels): the ceiling the embedder allows. And text
+agreement: does the generated clip's audio embedding rank its own prompt first among the class
+words? The same clips, decoded, also give the level the model generates at (RMS and peak dBFS;
+`generate -o x.wav` normalises, a token stream decoded elsewhere does not).
 
 Speed: frames made per second as x real time (75 frames = 1 s), for 1, 4 and 16 rows at once, with
 guidance (the default, 5.0) and without (1.0); and one item end to end (generate, then decode to

@@ -90,6 +90,24 @@ def test_build_and_search_per_file_and_per_segment(tmp_path):
     assert abs(segments[0].score - float(near(0, 5, 1).max(axis=0) @ spike(0))) < 1e-2
 
 
+def test_files_rank_by_their_best_moment_and_by_the_whole_file(tmp_path):
+    """A file that is the sound throughout outranks one where a single window happens to match
+    a little better; each hit still points at the file's best moment, scored as ranked."""
+    mostly_else = np.concatenate([near(0, 1, 1, spread=0.01), near(1, 9, 2, spread=0.01)])
+    throughout = np.stack([unit(spike(0) + 0.75 * spike(2) + 0.01 * np.random.default_rng(s).standard_normal(DIM))
+                           for s in range(10)])
+    files = [{"source": "/lib/mostly-else.wav", "vectors": mostly_else},
+             {"source": "/lib/throughout.wav", "vectors": throughout}]
+    build(tmp_path / "idx", save_store(tmp_path / "s.zarr.zip", files_batch(files)))
+    segments = search(tmp_path / "idx", spike(0), k=1, per_file=False)
+    assert segments[0].source == "/lib/mostly-else.wav"     # the single best window is there
+    hits = search(tmp_path / "idx", spike(0), k=2)
+    assert [h.source for h in hits] == ["/lib/throughout.wav", "/lib/mostly-else.wav"]
+    assert hits[1].start == 0.0 and hits[1].end == 2.0      # mostly-else's one matching window
+    whole = unit(mostly_else.mean(axis=0)) @ spike(0)
+    assert hits[1].score == pytest.approx(0.5 * segments[0].score + 0.5 * whole, abs=2e-3)
+
+
 def test_per_file_search_looks_past_files_with_many_segments(tmp_path):
     """One long file holds all the best segments; per-file search still finds k distinct files."""
     files = [{"source": "/lib/long.wav", "vectors": near(0, 300, 1, spread=0.01)}]

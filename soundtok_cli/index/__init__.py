@@ -17,5 +17,6 @@ An index is a directory (default: `location.default_index_path`)::
 Modules: `location` (where the default index lives), `layout` (CURRENT, generations, publishing),
 `lock` (the writers' lock), `meta` (the sqlite metadata), `ann` (FAISS: exact or IVF, nprobe
 tuning, GPU), `update` (build, --append, --prune), `search` (queries against a generation),
+`ranking` (how files are ranked: the best moment and the file as a whole),
 `queries` (text and example query vectors, checked against the index's embedder).
 """

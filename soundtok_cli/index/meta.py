@@ -100,6 +100,20 @@ class MetaReader:
     def count_segments(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0])
 
+    def item_rows(self, ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """For segment ids, the vector rows of the item (a channel of a file) each belongs to:
+        {segment id: (first row, row count)}."""
+        found: dict[int, tuple[int, int]] = {}
+        unique = list(dict.fromkeys(int(i) for i in ids))
+        for lo in range(0, len(unique), ID_CHUNK):
+            chunk = unique[lo : lo + ID_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for segment, first, count in self.db.execute(
+                    f"SELECT s.id, f.first, f.count FROM segments s JOIN files f ON f.id = s.file WHERE s.id IN ({marks})",
+                    chunk):
+                found[segment] = (int(first), int(count))
+        return found
+
     def hits(self, ids: Sequence[int], scores: Sequence[float]) -> list[Hit]:
         """The hits for FAISS ids (in the given order; unknown ids are left out)."""
         found: dict[int, tuple] = {}

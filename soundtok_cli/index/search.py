@@ -1,4 +1,5 @@
-"""Searching a generation: nearest segments to a query vector, or the best segment per file.
+"""Searching a generation: nearest segments to a query vector, or the best files (each with its
+best segment, ranked by `ranking.file_score`: the best moment and the file as a whole).
 
 `IndexReader(path)` reads CURRENT only (so an empty or missing index is reported before any
 model or FAISS is loaded); `load()` opens the generation it names (retrying once if a writer
@@ -19,6 +20,7 @@ import numpy as np
 from soundtok_cli.errors import InputError, UsageError
 from soundtok_cli.index import layout
 from soundtok_cli.index.meta import Hit, MetaReader
+from soundtok_cli.index.ranking import file_score, whole_file_vector
 
 # Per-file search asks FAISS for this many candidates first (then 4x more while fewer than k
 # distinct files are among them).
@@ -76,8 +78,8 @@ class IndexReader:
             self.loaded = None
 
     def search(self, query: np.ndarray, k: int, per_file: bool = True) -> list[Hit]:
-        """The k best segments, or with ``per_file`` the best segment of each of the k best
-        source files (all channels of a file together), best first."""
+        """The k best segments, or with ``per_file`` the k best source files (all channels of a
+        file together), each as its best segment scored by `ranking.file_score`, best first."""
         if k < 1:
             raise UsageError("must be at least 1", "-k")
         loaded = self.loaded or self.load()
@@ -101,7 +103,6 @@ class IndexReader:
             _, first = np.unique(sources, return_index=True)
             chosen = sorted(first.tolist())
             if len(chosen) >= k:
-                chosen = chosen[:k]
                 break
             if len(ids) < wanted and ivf is not None and nprobe < ivf.nlist:
                 nprobe = min(ivf.nlist, nprobe * 4)  # the probed lists ran out of candidates
@@ -110,7 +111,20 @@ class IndexReader:
             if len(ids) < wanted or wanted >= total:
                 break
             wanted = min(total, wanted * 4)
-        return loaded.meta.hits(ids[chosen], scores[chosen])
+        if not per_file:
+            return loaded.meta.hits(ids[chosen], scores[chosen])
+        # each candidate file's best segment, ranked with the file as a whole (ranking.py)
+        best_ids, best = ids[chosen], scores[chosen]
+        ranked = self._file_scores(loaded, q, best_ids, best)
+        order = np.lexsort((best_ids, -ranked))[:k]
+        return loaded.meta.hits(best_ids[order], ranked[order])
+
+    def _file_scores(self, loaded: Loaded, q: np.ndarray, best_ids: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """The ranking scores of the files whose best segments are ``best_ids`` (cosines ``best``)."""
+        rows = loaded.meta.item_rows(best_ids)
+        whole = np.array([whole_file_vector(loaded.vectors[rows[i][0] : rows[i][0] + rows[i][1]]) @ q[0]
+                          if i in rows else b for i, b in zip(best_ids.tolist(), best)], np.float32)
+        return file_score(best, whole).astype(np.float32)
 
     def _candidates(self, loaded: Loaded, q: np.ndarray, wanted: int) -> tuple[np.ndarray, np.ndarray]:
         """FAISS's best ``wanted`` ids, re-scored exactly and sorted (best first, then by id)."""
