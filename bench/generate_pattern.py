@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from bench.results import cpu_name, write_json
-from soundtok_cli.generate.model import LMConfig, TokenLM, lm_loss
+from soundtok_cli.generate.model import LMConfig, TokenLM
 
 FRAMES_PER_SECOND = 75
 PATTERNS = ("depth", "delay")
@@ -86,7 +86,7 @@ def make_model(pattern: str, config: LMConfig) -> nn.Module:
 
 def train_pattern(pattern: str, data, config: LMConfig, steps: int, batch: int, lr: float, seq_frames: int,
                   log) -> dict:
-    from soundtok_cli.train.generate import learning_rate
+    from soundtok_cli.train.generate import train_step
 
     torch.manual_seed(0)
     model = make_model(pattern, config)
@@ -94,16 +94,7 @@ def train_pattern(pattern: str, data, config: LMConfig, steps: int, batch: int, 
     rng = np.random.default_rng([1, 0])      # the same batches and conditions for both patterns
     started = time.perf_counter()
     for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(lr, step, steps)
-        index = data.training[rng.integers(len(data.training), size=batch)]
-        x, mask = data.batch(index, rng, seq_frames)
-        cond = data.conditions(index, rng, model.null.detach())
-        loss, _ = lm_loss(model(x, cond), x, mask)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        loss, _, _ = train_step(model, optimizer, data, rng, lr, step, steps, batch, seq_frames)
         if (step + 1) % 25 == 0:
             log(f"{pattern} step {step + 1}/{steps}: loss {loss.item():.3f}")
     seconds = time.perf_counter() - started

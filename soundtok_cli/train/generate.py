@@ -150,11 +150,31 @@ def learning_rate(lr: float, step: int, steps: int, warmup: int = 100) -> float:
     return lr * max(scale, 0.05)
 
 
+def train_step(model, optimizer, data: Sequences, rng: np.random.Generator, lr: float, step: int, steps: int,
+               batch: int, seq_frames: int):
+    """One optimiser step on a random batch: (loss, per-level losses, frames trained on)."""
+    import torch
+
+    from soundtok_cli.generate.model import lm_loss
+
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(lr, step, steps)
+    index = data.training[rng.integers(len(data.training), size=batch)]
+    x, mask = data.batch(index, rng, seq_frames)
+    cond = data.conditions(index, rng, model.null.detach())
+    loss, per_level = lm_loss(model(x, cond), x, mask)
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss, per_level, int(mask.sum())
+
+
 def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, seq_frames: int,
           threads: int = 0) -> None:
     import torch
 
-    from soundtok_cli.generate.model import LMConfig, TokenLM, lm_loss
+    from soundtok_cli.generate.model import LMConfig, TokenLM
     from soundtok_cli.threads import configure_torch_threads
 
     if threads > 0:  # two trainings side by side on a small machine: one core each
@@ -179,18 +199,9 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, se
 
     started, seen = time.time(), 0
     while step < steps:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(lr, step, steps)
-        index = data.training[rng.integers(len(data.training), size=batch)]
-        x, mask = data.batch(index, rng, seq_frames)
-        cond = data.conditions(index, rng, model.null.detach())
-        loss, per_level = lm_loss(model(x, cond), x, mask)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        loss, per_level, frames = train_step(model, optimizer, data, rng, lr, step, steps, batch, seq_frames)
         step += 1
-        seen += int(mask.sum())
+        seen += frames
         if step % 25 == 0:
             rate = seen / 75 / (time.time() - started)
             print(f"step {step}: loss {loss.item():.3f} (levels {' '.join(f'{v:.2f}' for v in per_level.tolist())}), "
