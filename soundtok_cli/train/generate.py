@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("train")
     t.add_argument("--data", default="checkpoints/generate-data")
     t.add_argument("--checkpoints", default="checkpoints/generate")
-    t.add_argument("--steps", type=int, default=1100)
+    t.add_argument("--steps", type=int, default=1600)
     t.add_argument("--batch", type=int, default=12)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seq-frames", type=int, default=600)

@@ -9,6 +9,8 @@ levels and saved in resumable shards; the model trains on tokens only.
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import time
 
@@ -72,6 +74,24 @@ def peak_normalized(audio: np.ndarray) -> np.ndarray:
     return audio * (PEAK / peak) if peak > SILENT else audio
 
 
+def check_recipe(out: str) -> None:
+    """Shards are only resumed from a build of the same recipe: a data directory from before crops
+    were peak-normalised (or of other levels or lengths) is refused rather than silently mixed."""
+    recipe = {"peak_dbfs": round(20 * np.log10(PEAK), 3), "levels": LEVELS, "crop_frames": CROP_FRAMES}
+    marker = os.path.join(out, "RECIPE.json")
+    if os.path.exists(marker):
+        with open(marker) as f:
+            found = json.load(f)
+        if found != recipe:
+            raise SystemExit(f"{out} was built with another recipe ({found}, now {recipe}): remove it or pass --out")
+        return
+    if glob.glob(os.path.join(out, "shard-*.npz")):
+        raise SystemExit(f"{out} holds shards of an older build (crops at their recorded levels): remove it or pass --out")
+    os.makedirs(out, exist_ok=True)
+    with open(marker, "w") as f:
+        json.dump(recipe, f)
+
+
 def build(corpus: str, out: str, batch: int = 16) -> None:
     """Encode every shard of crops that is not on disk yet (an interrupted build resumes)."""
     import torch
@@ -79,11 +99,11 @@ def build(corpus: str, out: str, batch: int = 16) -> None:
 
     from soundtok_cli.models.registry import load_codec
 
+    check_recipe(out)
     codec = load_codec(device="cpu")
     clips = embed_data.read_clips(corpus)
     plan = plan_crops(corpus)
     shards: dict = {}
-    os.makedirs(out, exist_ok=True)
     total = -(-len(plan) // SHARD_CROPS)
     for shard in range(total):
         path = os.path.join(out, f"shard-{shard:04d}.npz")
