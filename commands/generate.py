@@ -47,7 +47,7 @@ def generate(
     scene: Annotated[Optional[str], typer.Option("--scene", help="A scene file (TOML or JSON): a bed and events, rendered as a spatial store.", show_default=False)] = None,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Keep scene elements that do not fit the scene's description.")] = False,
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="- (a token stream on stdout, the default), x.zarr, x.zarr.zip, or audio (.wav, .flac, .ogg).")] = None,
-    normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="Audio OUT: scale to a peak of -1 dBFS (generated sound is often quiet).")] = True,
+    normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="Audio OUT: scale to a peak of -1 dBFS (generated levels vary from clip to clip).")] = True,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also say which model and settings made the sound.")] = False,

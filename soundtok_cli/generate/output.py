@@ -126,7 +126,7 @@ def write_tokens(batches: Iterator[Batch], output: str | None) -> float:
 
 def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: bool, reporter) -> float:
     """Decode the generated item to an audio file as its parts are made; with `normalize`, scaled
-    to a peak of NORMALIZE_PEAK_DBFS (generated sound is often quiet: see the model card)."""
+    to a peak of NORMALIZE_PEAK_DBFS (generated levels vary from clip to clip: see the model card)."""
     from soundtok_cli.codec.files import decode_source, plan_decode
     from soundtok_cli.codec.sources import group_sources
     from soundtok_cli.io.audio import AudioWriter, output_format

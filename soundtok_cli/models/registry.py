@@ -32,7 +32,7 @@ BUILT_IN = [
                "48 kHz residual-VQ codec, 75 frames/s, 1-32 levels of 1024 codes (0.75-24 kbps)"),
     ModelEntry("soundtok-embed", "1", "embedder", "soundtok-embed-v1.safetensors", "soundtok-embed-v1.md",
                "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it"),
-    ModelEntry("soundtok-generate", "1", "generator", "soundtok-generate-v1.safetensors", "soundtok-generate-v1.md",
+    ModelEntry("soundtok-generate", "2", "generator", "soundtok-generate-v2.safetensors", "soundtok-generate-v2.md",
                "token language model: endless sound from a description, an example or a recording"),
     ModelEntry("soundtok-separate", "1", "separator", "soundtok-separate-v1.safetensors", "soundtok-separate-v1.md",
                "query-conditioned separation: keep or remove the sound a description names"),

@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
     e = sub.add_parser("export")
     e.add_argument("--checkpoints", default="checkpoints/generate")
-    e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-generate-v1.safetensors"))
+    e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-generate-v2.safetensors"))
     args = parser.parse_args(argv)
     if args.step == "build":
         from soundtok_cli.train.generate_data import build
