@@ -177,10 +177,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, se
     from soundtok_cli.generate.model import LMConfig, TokenLM
     from soundtok_cli.threads import configure_torch_threads
 
-    if threads > 0:  # two trainings side by side on a small machine: one core each
-        torch.set_num_threads(threads)
-    else:
-        configure_torch_threads()
+    configure_torch_threads(threads=threads)
     config = LMConfig()
     data = Sequences(data_dir, checkpoints, config.levels)
     print(data.describe(), flush=True)

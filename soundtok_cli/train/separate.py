@@ -57,10 +57,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     from soundtok_cli.threads import configure_torch_threads
     from soundtok_cli.train.separate_data import SAMPLE_RATE, MixtureSampler
 
-    if threads > 0:  # two trainings side by side on a small machine: one core each
-        torch.set_num_threads(threads)
-    else:
-        configure_torch_threads()
+    configure_torch_threads(threads=threads)
     device = pick_device(device)
     os.makedirs(checkpoints, exist_ok=True)
     n = int(SEGMENT_SECONDS * SAMPLE_RATE)
