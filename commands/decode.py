@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Annotated, Optional
 
@@ -20,6 +21,8 @@ EPILOG = """Examples:
 OUT is one file (all channels of one source), - (WAV on stdout), or a template with {stem},
 {name}, {dir}, {index} or {ext} for stores that hold many sources. By default the original sample
 rate, channel count and duration come back. --levels N decodes only the N coarsest levels.
+Decoded audio can peak above full scale (the codec rebuilds the sound, not every sample); what
+would clip is written at full scale with a warning naming the --gain that avoids it.
 A long item that a stream holds in parts (soundtok generate writes it so) is decoded as the parts
 arrive, in bounded memory: with -o -, WAV flows to stdout before the stream ends.
 A spatial store (soundtok spatialize) renders its sources at their positions with --render
@@ -38,6 +41,7 @@ def decode(
     start: Annotated[float, typer.Option("--start", help="Start time in seconds.")] = 0.0,
     end: Annotated[Optional[float], typer.Option("--end", help="End time in seconds (default: the end).")] = None,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", "-r", help="Output sample rate (default: the source's).")] = None,
+    gain: Annotated[float, typer.Option("--gain", help="Level change in dB (e.g. -6 for audio that would clip).")] = 0.0,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, flac or ogg (default: from OUT's extension).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
@@ -61,8 +65,8 @@ def decode(
     if render is not None:  # a spatial store, rendered by soundtok_cli.spatial
         from soundtok_cli.spatial.pipeline import decode_render
 
-        if levels is not None or start or end is not None:
-            raise UsageError("--levels, --start and --end do not apply with --render")
+        if levels is not None or start or end is not None or gain:
+            raise UsageError("--levels, --start, --end and --gain do not apply with --render")
         raise typer.Exit(decode_render(store or "-", output, render, hrtf=hrtf, room=room, rate=sample_rate,
                                        fmt=fmt, device=device, reporter=reporter))
     if hrtf is not None or room is not None:
@@ -73,6 +77,9 @@ def decode(
         raise UsageError("must be between 8000 and 192000 Hz", "--sample-rate")
     if levels is not None and levels < 1:
         raise UsageError("must be at least 1", "--levels")
+    if not -120.0 <= gain <= 60.0:
+        raise UsageError("must be between -120 and +60 dB", "--gain")
+    scale = 10 ** (gain / 20)
     audio_format = output_format(output, fmt)
     if output == "-":
         refuse_binary_to_terminal("audio")
@@ -112,11 +119,13 @@ def decode(
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                 with AudioWriter(path, rate, len(group.channels), audio_format, frames=plan.frames_out) as writer:
                     for block in decode_source(codec, group, plan, use):
-                        writer.write(block)
+                        writer.write(block * scale if gain else block)
                     if following is _PENDING:
                         following = next(groups, None)
                         if not templated and following is not None:
                             raise _one_file(output)
+                if clipping := writer.clipping():
+                    reporter.warn(f"{path}: {clipping}; lower the level with --gain {gain - _headroom_db(writer.peak):g}")
                 written.add(path)
                 decoded += 1
                 progress.advance(plan.frames_out / rate)
@@ -135,6 +144,11 @@ def decode(
     reporter.note(f"decoded {decoded} source{'' if decoded == 1 else 's'} ({format_hours(progress.audio_seconds)}) at {format_speed(progress.speed, 1.0)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if decoded == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
+
+
+def _headroom_db(peak: float) -> int:
+    """The whole dB of gain reduction that brings `peak` to at most -1 dBFS."""
+    return math.ceil(20 * math.log10(peak) + 1.0)
 
 
 _PENDING = object()  # the source after one still arriving in parts: not read yet

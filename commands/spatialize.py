@@ -29,7 +29,9 @@ left or right ear), distances like 2m or "3 metres"; directions add up ("behind 
 az 135, 0.2 m). --path "from PLACE to PLACE [via PLACE] [overhead] [over 5s]" or "around
 [clockwise] [over 4s]"; without a duration the path takes the sound's length. --trajectory CSV:
 rows t,az,el,dist. --scene FILE: a TOML (or .json) scene of [[source]] tables with file, at, path
-or trajectory, and optional start (s) and gain_db; room = "small" at the top.
+or trajectory, and optional start (s) and gain_db; room = "small" at the top. --gain DB changes
+every source's level (near sources are louder: what would clip is written at full scale, with a
+warning).
 
 Without --render the output is a spatial store (tokens plus a position per frame; a stream on
 stdout, x.zarr or x.zarr.zip) for `soundtok decode --render`. With --render, all sources are mixed
@@ -52,6 +54,7 @@ def spatialize(
     room: Annotated[Optional[str], typer.Option("--room", help="Add a room: small, hall or outdoor.")] = None,
     via: Annotated[Optional[str], typer.Option("--via", help="Render binaural/stereo/5.1/7.1.4 through ambisonics: foa, hoa2 or hoa3.")] = None,
     doppler: Annotated[bool, typer.Option("--doppler/--no-doppler", help="Pitch shift of moving sources.")] = True,
+    gain: Annotated[float, typer.Option("--gain", help="Level change in dB for every source (added to a scene's gain_db).")] = 0.0,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", "-r", help="Output sample rate (default: the highest of the inputs).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, flac or ogg (default: from OUT's extension).")] = None,
     bitrate: Annotated[Optional[float], typer.Option("--bitrate", "-b", help="Store output: codec bitrate in kbps for audio inputs.")] = None,
@@ -72,6 +75,8 @@ def spatialize(
         raise UsageError("must be between 8000 and 192000 Hz", "--sample-rate")
     if bitrate is not None and levels is not None:
         raise UsageError("give --bitrate or --levels, not both")
+    if not -120.0 <= gain <= 40.0:
+        raise UsageError("must be between -120 and +40 dB", "--gain")
     if scene is not None:
         if inputs:
             raise UsageError("give input files or --scene, not both (the scene names its files)")
@@ -79,6 +84,8 @@ def spatialize(
             raise UsageError("--scene places its own sources; drop --at, --path and --trajectory")
         the_scene = sp.read_scene(scene)
         entries, room = the_scene.entries, room or the_scene.room
+        for entry in entries:
+            entry.gain_db += gain
     else:
         place = sp.placement(at, path, trajectory)
         entries = []
@@ -86,7 +93,7 @@ def spatialize(
             if isinstance(name, InputError):
                 reporter.error(name)
             else:
-                entries.append(sp.SceneEntry(name, place))
+                entries.append(sp.SceneEntry(name, place, gain_db=gain))
     codecs = sp.CodecCache("soundtok-codec", device)
     started = time.monotonic()
     done = 0
@@ -99,6 +106,8 @@ def spatialize(
         if output == "-":
             refuse_binary_to_terminal("audio")
         done, seconds = sp.render_all(job, sp.with_audio(sp.placed_inputs(entries, codecs, audio=True)), reporter.error)
+        for clipping in job.clipped:
+            reporter.warn(f"{clipping}; lower the level with --gain")
         summary = (f"rendered {done} source{'' if done == 1 else 's'} {render} ({seconds:.1f} s) to "
                    f"{', '.join(job.written) or 'nothing'}")
     else:

@@ -33,6 +33,12 @@ class Reporter:
         if self.verbose and not self.quiet:
             self.console.print(message, markup=False)
 
+    def warn(self, message: str) -> None:
+        """One line about something done but not as asked (not a failure; silenced by -q)."""
+        if not self.quiet:
+            sys.stderr.write(f"soundtok {self.command}: warning: {message}\n")
+            sys.stderr.flush()
+
     def error(self, error: Exception | str) -> None:
         """One line naming the input and the problem; counted for the summary and exit code."""
         self.failures += 1

@@ -542,6 +542,15 @@ def test_write_audio_explicit_format_mono_and_clipping(tmp_path):
     np.testing.assert_allclose(y, [1 - 2**-23, 1 - 2**-23, 0.25, -1.0, -1.0], atol=2**-24)
 
 
+def test_writer_counts_what_it_clips(tmp_path):
+    with AudioWriter(str(tmp_path / "a.wav"), 8000, 1) as writer:
+        writer.write(np.array([0.5, -0.9, 1.0], np.float32))
+        assert writer.clipping() is None and writer.peak == pytest.approx(1.0)
+        writer.write(np.array([2.0, -1.5, 0.1, 1.25], np.float32))
+    assert writer.clipped == 3 and writer.peak == pytest.approx(2.0)
+    assert writer.clipping() == "3 samples clipped at full scale (peak +6.0 dBFS)"
+
+
 def test_write_audio_refuses_unknown_format_and_reports_os_errors(tmp_path):
     x = sine(8000)
     with pytest.raises(UsageError, match="cannot tell the audio format"):

@@ -214,6 +214,8 @@ def cli(tmp_path_factory):
         "decode_wrong_kind": ("cli", ["decode", "wrong.zarr", "-o", "wrong/{stem}.wav"]),
         "decode_corrupt": ("cli", ["decode", "corrupt.zarr.zip", "-o", "corrupt/{stem}.wav"]),
         "decode_one_file": ("cli", ["decode", "batch.zarr.zip", "-o", "single.wav"]),
+        "decode_quieter": ("cli", ["decode", "st.stream", "--gain", "-12", "-o", "quieter.wav"]),
+        "decode_clipping": ("cli", ["decode", "st.stream", "--gain", "30", "-o", "clipping.wav"]),
         "tty_decode": ("tty", ["decode", "st.stream", "-o", "-"]),
         "tty_cat": ("tty", ["cat", "st.stream"]),
     }
@@ -279,6 +281,28 @@ def test_decoded_audio_is_finite(cli):
     for name in [*GOOD, SILENCE[0]]:  # how close it sounds is the codec's business (bench/)
         x, _ = sf.read(path(cli, "out", name), dtype="float32")
         assert np.isfinite(x).all() and np.abs(x).max() <= 1.0
+
+
+def test_gain_scales_the_decoded_audio(cli):
+    assert cli["decode_quieter"].rc == 0, cli["decode_quieter"]
+    assert "warning" not in cli["decode_quieter"].stderr
+    plain, _ = sf.read(path(cli, "piped.wav"), dtype="float64")
+    quieter, _ = sf.read(path(cli, "quieter.wav"), dtype="float64")
+    np.testing.assert_allclose(quieter, plain * 10 ** (-12 / 20), atol=2 ** -22)
+
+
+def test_clipping_is_written_at_full_scale_with_a_warning(cli):
+    result = cli["decode_clipping"]
+    assert result.rc == 0, result
+    line = one_line_about(result, "clipping.wav")
+    assert "warning" in line and "clipped at full scale" in line, line
+    suggested = float(line.rsplit("--gain", 1)[1])
+    loud, _ = sf.read(path(cli, "clipping.wav"), dtype="float64")
+    plain, _ = sf.read(path(cli, "piped.wav"), dtype="float64")
+    assert np.abs(loud).max() <= 1.0 and np.isclose(np.abs(loud).max(), 1.0, atol=1e-6)
+    # the suggested gain (from the stored level) brings the peak to -1 dBFS or just under
+    peak_db = 20 * np.log10(np.abs(plain).max()) + suggested
+    assert -2.0 <= peak_db <= -1.0 + 1e-6, (suggested, peak_db)
 
 
 def test_template_writes_one_file_per_source(cli):

@@ -56,6 +56,7 @@ def ild_db(stereo: np.ndarray, rate: int) -> float:
 def test_render_files_directly(sounds):
     jobs = {
         "words": ("noise.wav", "--at", "behind your left ear", "--render", "binaural", "-o", "ear.wav"),
+        "quieter": ("noise.wav", "--at", "behind your left ear", "--gain", "-12", "--render", "binaural", "-o", "ear-12.wav"),
         "flac": ("tone44.wav", "--path", "from right to left overhead over 1s", "--render", "5.1", "-o", "jet.flac"),
         "hoa": ("noise.wav", "--trajectory", "path.csv", "--render", "hoa3", "-o", "bee.wav", "--room", "hall"),
         "template": ("noise.wav", "tone44.wav", "--at", "az=-60 el=0 dist=2", "--render", "7.1.4", "-o", "out/{stem}.wav"),
@@ -66,6 +67,14 @@ def test_render_files_directly(sounds):
         assert result.returncode == 0, (name, result.stderr.decode())
     ear, rate = sf.read(sounds / "ear.wav")
     assert rate == SR and ear.shape[1] == 2 and ild_db(ear, rate) > 6  # the left ear, close
+    # so close to the ear the noise passes full scale: written clipped, with a warning
+    warning = results["words"].stderr.decode()
+    assert "ear.wav: " in warning and "clipped at full scale" in warning and "--gain" in warning, warning
+    assert np.abs(ear).max() <= 1.0
+    quieter, _ = sf.read(sounds / "ear-12.wav")
+    assert "warning" not in results["quieter"].stderr.decode()
+    unclipped = np.abs(ear).max(axis=1) < 0.99  # where the full-level render did not clip
+    np.testing.assert_allclose(quieter[unclipped], ear[unclipped] * 10 ** (-12 / 20), atol=1e-4)
     jet, rate = sf.read(sounds / "jet.flac")
     assert rate == 44100 and jet.shape[1] == 6 and np.all(jet[:, 3] == 0)  # LFE silent
     half = len(jet) // 2  # from the right (R, Rs) to the left (L, Ls), overhead in between

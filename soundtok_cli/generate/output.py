@@ -147,6 +147,8 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
             else:
                 for block in blocks:
                     writer.write(block)
+        if clipping := writer.clipping():
+            reporter.warn(f"{output}: {clipping}; leave out --no-normalize, or decode a tokens stream with --gain")
         seconds += group.duration
     return seconds
 

@@ -326,6 +326,8 @@ class AudioWriter:
         self.path = path
         self.channels = channels
         self.frames_written = 0
+        self.peak = 0.0  # the highest absolute sample asked for, before clipping
+        self.clipped = 0  # samples beyond full scale, written as full scale
         self._frames = frames
         self._sf: soundfile.SoundFile | None = None
         self._tmp: str | None = None
@@ -384,6 +386,9 @@ class AudioWriter:
             raise ValueError(f"expected (n, {self.channels}) samples, got shape {block.shape}")
         if not np.isfinite(block).all():
             raise ValueError("samples contain NaN or infinite values")
+        magnitude = np.abs(block)
+        self.peak = max(self.peak, float(magnitude.max(initial=0.0)))
+        self.clipped += int(np.count_nonzero(magnitude > 1.0))
         block = np.clip(block, -1.0, _MAX_24)
         total = self.frames_written + len(block)
         if self._stream is not None:
@@ -401,6 +406,13 @@ class AudioWriter:
                 self.abort()
                 raise SoundtokError(f"cannot write ({_os_message(error)})", self.path) from None
         self.frames_written = total
+
+    def clipping(self) -> str | None:
+        """What clipped, for a warning (None when nothing did): integer formats hold nothing
+        beyond full scale, so louder samples were written at full scale."""
+        if not self.clipped:
+            return None
+        return f"{self.clipped:,} sample{'' if self.clipped == 1 else 's'} clipped at full scale (peak {20 * np.log10(self.peak):+.1f} dBFS)"
 
     def close(self) -> None:
         """Finish: rename the file into place, or flush the stream."""

@@ -316,6 +316,7 @@ class RenderJob:
     doppler: bool = True
     via: str | None = None
     written: list[str] = field(default_factory=list)
+    clipped: list[str] = field(default_factory=list)  # "path: what clipped", for warnings
 
 
 def check_render_options(target: str, via: str | None, room: str | None, hrtf: str | None) -> None:
@@ -355,6 +356,8 @@ def render_placed(job: RenderJob, placed: list[tuple[Placed, np.ndarray]], outpu
         for chunk in renderer.chunks():
             writer.write(chunk)
     job.written.append(output)
+    if clipping := writer.clipping():
+        job.clipped.append(f"{output}: {clipping}")
     return renderer.frames / rate
 
 
@@ -510,6 +513,8 @@ def decode_render(store: str, output: str, target: str, *, hrtf: str | None, roo
                 yield error
 
     done, seconds = render_all(job, items(), reporter.error)
+    for clipping in job.clipped:
+        reporter.warn(f"{clipping}; lower the level where the store was made (spatialize --gain)")
     if done == 0 and not reporter.failures:
         raise InputError("holds no items", store)
     elapsed = max(time.monotonic() - started, 1e-9)
