@@ -3,7 +3,7 @@ sound effects, and speed.
 
   python -m bench.separation [--part speech,effects,speed] [--mixtures 8] [--effect-mixtures 5]
                              [--speed-seconds 60] [--heldout corpus/heldout] [--no-dfn]
-                             [--out bench/results/separation.json]
+                             [--weights CANDIDATE.safetensors] [--out bench/results/separation.json]
 
 Only material the separation model never trained on: the held-out corpus (`corpus/heldout`:
 ktuberling-data voices, lincity-ng-data effects, xmoto-data music; 48 kHz int16 shards) and
@@ -682,6 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", default="corpus/heldout")
     parser.add_argument("--no-dfn", action="store_true", help="leave DeepFilterNet3 out")
     parser.add_argument("--speed-seconds", type=float, default=60.0)
+    parser.add_argument("--weights", help="score a candidate (an exported separator file) instead of the shipped weights")
     parser.add_argument("--out", default="bench/results/separation.json")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
@@ -703,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     from soundtok_cli.models.registry import load_separator
 
     started = time.perf_counter()
-    sep = load_separator(device="cpu")
+    sep = load_separator(device="cpu", path=args.weights)
 
     def soundtok(mix: np.ndarray, query: str) -> np.ndarray:
         return sep.extract(mix, SR, query)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from importlib import resources
 
@@ -112,9 +113,10 @@ class _Weights:
     identity: dict
 
 
-def _read_weights(name: str, kind: str, option: str) -> _Weights:
+def _read_weights(name: str, kind: str, option: str, path: str | None = None) -> _Weights:
     """The weights of the named built-in model of `kind` (a UsageError naming `option` if the
-    name is another kind of model). Models that read or write tokens record their codec."""
+    name is another kind of model), or a candidate file of that model in its place (`path`, for
+    benchmarks). Models that read or write tokens record their codec."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -122,11 +124,12 @@ def _read_weights(name: str, kind: str, option: str) -> _Weights:
     entry = find(name)
     if entry.kind != kind:
         raise UsageError(f"'{name}' is a {entry.kind}, not {'an' if kind[0] in 'aeiou' else 'a'} {kind}", option)
-    path = entry.path()
+    version = entry.version if path is None else f"{entry.version} candidate {os.path.basename(path)}"
+    path = path or entry.path()
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata()
     state = {k: v.to(torch.float32) for k, v in load_file(path).items()}
-    identity = {"name": entry.name, "version": entry.version, "weights_sha256": sha256(path)}
+    identity = {"name": entry.name, "version": version, "weights_sha256": sha256(path)}
     if "codec" in metadata:
         identity["codec"] = json.loads(metadata["codec"])
     return _Weights(state, metadata, identity)
@@ -156,13 +159,14 @@ def load_generator(name: str = DEFAULT_GENERATOR, device: str = "auto"):
     return TokenGenerator(model, weights.identity, json.loads(weights.metadata["silence"]), device)
 
 
-def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu"):
-    """The named built-in separation network with the concepts its queries are grounded against.
-    It reads and writes audio, not tokens, so it records no codec."""
+def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str | None = None):
+    """The named built-in separation network (or a candidate file of it: `path`) with the
+    concepts its queries are grounded against. It reads and writes audio, not tokens, so it
+    records no codec."""
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet
     from soundtok_cli.separate.neural import QuerySeparator
 
-    weights = _read_weights(name, "separator", "--model")
+    weights = _read_weights(name, "separator", "--model", path)
     device = pick_device(device)
     concepts = weights.state.pop("concepts").numpy()
     net = SeparatorNet(SeparatorConfig.from_json(weights.metadata["config"]))
