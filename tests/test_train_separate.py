@@ -1,10 +1,12 @@
 """The separation trainer's loss: SI-SDR where the target is audible, a level-independent spectral
 distance everywhere (also where the target is silence: a query for something absent)."""
 
+import numpy as np
 import torch
 
 from soundtok_cli.separate.model import SeparatorNet, apply, stft
 from soundtok_cli.train.separate import separation_loss, si_sdr
+from soundtok_cli.train.separate_data import SAMPLE_RATE, pitch_shifted, random_colour
 
 
 def test_si_sdr_ignores_scale_and_sees_noise():
@@ -38,3 +40,29 @@ def test_untrained_model_runs_and_learns_a_step():
     loss, _ = separation_loss(estimate, target, estimate_spec, stft(target), spec)
     loss.backward()
     assert all(p.grad is not None for p in model.film.parameters())   # the query reaches the loss
+
+
+def _peak_hz(x: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)[np.argmax(spectrum)])
+
+
+def test_pitch_shift_moves_every_frequency_by_the_ratio_and_keeps_the_length():
+    n, ratio = SAMPLE_RATE, 2 ** (3 / 12)
+    t = np.arange(int(round(n * ratio))) / SAMPLE_RATE
+    shifted = pitch_shifted(np.sin(2 * np.pi * 200 * t).astype(np.float32), n, ratio)
+    assert shifted.shape == (n,) and shifted.dtype == np.float32
+    assert abs(_peak_hz(shifted) - 200 * ratio) < 2
+
+
+def test_colour_changes_the_balance_not_the_length():
+    rng = np.random.default_rng(0)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    x = (np.sin(2 * np.pi * 100 * t) + np.sin(2 * np.pi * 10000 * t)).astype(np.float32)
+    ratios = []
+    for _ in range(20):
+        y = random_colour(x, rng)
+        assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(y).all()
+        spectrum = np.abs(np.fft.rfft(y))
+        ratios.append(20 * np.log10(spectrum[10000] / spectrum[100]))  # 1 Hz bins
+    assert max(ratios) - min(ratios) > 10  # the low/high balance varies from draw to draw

@@ -73,7 +73,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
         step = state["step"]
         print(f"resumed at step {step}", flush=True)
     sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step)
-    valid = sampler.reseeded(123).batch(48, n)
+    valid = sampler.reseeded(123, augment=False).batch(48, n)  # the same mixtures whatever the augmentation
     print(f"{len(sampler.speech)} speech clips, {len(sampler.other)} others, {len(sampler.texts)} query texts; "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; training on {device}", flush=True)
 

@@ -11,7 +11,10 @@ mixture is the target plus other sounds. Kinds of example, each as the issue ask
   recording without a dog gives near-silence rather than a guess.
 
 Levels vary over 35 dB, target-to-rest ratios from -5 to +15 dB, and a share of the sources is
-heard in a room (synthetic reverberation; the target keeps its own reverberation).
+heard in a room (synthetic reverberation; the target keeps its own reverberation). So that a voice
+is not known only by the few microphones and speakers of the training set, half of the sources are
+heard through another colour (a random low and high shelf, sometimes a band limit) and half of the
+voices are shifted by up to 3 semitones (a larger or smaller speaker: pitch and formants together).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import copy
 import os
 
 import numpy as np
+import soxr
 
 from soundtok_cli.data import synth
 from soundtok_cli.train.embed import general_captions, sentence_vectors
@@ -36,10 +40,14 @@ P_BACKGROUND_QUERY = 0.25  # speech examples where the background is the one ask
 P_CROWD = 0.2
 P_ROOM = 0.2
 DIFFERENT = 0.45  # captions closer than this cosine in the text space are not "different kinds"
+P_COLOUR = 0.5
+P_PITCH = 0.5
+PITCH_SEMITONES = 3.0
 
 
 class MixtureSampler:
-    def __init__(self, corpus_dir: str, cache_dir: str, seed: int = 0, split: str = "train"):
+    def __init__(self, corpus_dir: str, cache_dir: str, seed: int = 0, split: str = "train", augment: bool = True):
+        self.augment = augment  # colour and pitch (see the module docstring); rooms and levels always
         root = os.path.join(corpus_dir, split)
         self.clips = read_clips(corpus_dir, split)
         for clip in self.clips:
@@ -65,10 +73,12 @@ class MixtureSampler:
         self.vectors = sentence_vectors(self.texts, os.path.join(cache_dir, "captions.npz"))
         self.rng = np.random.default_rng(seed)
 
-    def reseeded(self, seed: int) -> "MixtureSampler":
+    def reseeded(self, seed: int, augment: bool | None = None) -> "MixtureSampler":
         """The same clips and query vectors (loaded once) drawing from a fresh generator."""
         other = copy.copy(self)
         other.rng = np.random.default_rng(seed)
+        if augment is not None:
+            other.augment = augment
         return other
 
     # -- sources ------------------------------------------------------------------------------
@@ -90,6 +100,18 @@ class MixtureSampler:
             if np.sqrt(np.mean(out ** 2)) > 10 ** (-55 / 20):
                 break
         return out
+
+    def _voice(self, i: int, n: int) -> np.ndarray:
+        """n samples of speech clip i, half the time shifted in pitch and formants."""
+        if not self.augment or self.rng.random() >= P_PITCH:
+            return self._crop(i, n)
+        ratio = 2 ** (self.rng.uniform(-PITCH_SEMITONES, PITCH_SEMITONES) / 12)
+        return pitch_shifted(self._crop(i, int(round(n * ratio))), n, ratio)
+
+    def _colour(self, x: np.ndarray) -> np.ndarray:
+        if not self.augment or self.rng.random() >= P_COLOUR:
+            return x
+        return random_colour(x, self.rng)
 
     def _pick(self, pool: np.ndarray, p: np.ndarray) -> int:
         return int(pool[self.rng.choice(len(pool), p=p)])
@@ -116,7 +138,7 @@ class MixtureSampler:
                             wet=float(self.rng.uniform(0.2, 0.5))).astype(np.float32)
 
     def _crowd(self, n: int) -> np.ndarray:
-        voices = [self._crop(self._pick(self.speech, self.speech_p), n) for _ in range(int(self.rng.integers(4, 9)))]
+        voices = [self._voice(self._pick(self.speech, self.speech_p), n) for _ in range(int(self.rng.integers(4, 9)))]
         return synth.reverb(self.rng, np.sum([_unit(v) for v in voices], axis=0), SAMPLE_RATE,
                             float(self.rng.uniform(0.4, 1.5)), wet=0.4).astype(np.float32)
 
@@ -127,7 +149,7 @@ class MixtureSampler:
         r = self.rng.random()
         if r < P_SPEECH:
             voice = self._pick(self.speech, self.speech_p)
-            speech = self._room(self._crop(voice, n))
+            speech = self._room(self._voice(voice, n))
             if self.rng.random() < P_CROWD:
                 background, background_query = self._crowd(n), self.crowd_ids[int(self.rng.integers(len(self.crowd_ids)))]
             else:
@@ -147,12 +169,13 @@ class MixtureSampler:
             return self._mix(self._room(self._crop(a, n)), rest, self._query(a))
         present = [self._pick(self.other, self.other_p), self._pick(self.speech, self.speech_p)]
         absent = self._other_than(present)
-        mixture = _unit(self._crop(present[0], n)) + _unit(self._crop(present[1], n)) * 10 ** (self.rng.uniform(-10, 10) / 20)
+        mixture = (_unit(self._colour(self._crop(present[0], n)))
+                   + _unit(self._colour(self._voice(present[1], n))) * 10 ** (self.rng.uniform(-10, 10) / 20))
         return self._level(mixture, np.zeros(n, np.float32), self.queries[absent][0])
 
     def _mix(self, target: np.ndarray, rest: list[np.ndarray], query: int):
-        target = _unit(target)
-        others = np.sum([_unit(x) * 10 ** (self.rng.uniform(-6, 3) / 20) for x in rest], axis=0)
+        target = _unit(self._colour(target))
+        others = np.sum([_unit(self._colour(x)) * 10 ** (self.rng.uniform(-6, 3) / 20) for x in rest], axis=0)
         others = _unit(others) * 10 ** (-self.rng.uniform(-5, 15) / 20)
         return self._level(target + others, target, query)
 
@@ -164,6 +187,25 @@ class MixtureSampler:
     def batch(self, size: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rows = [self.example(n) for _ in range(size)]
         return tuple(np.stack(part) for part in zip(*rows))
+
+
+def pitch_shifted(x: np.ndarray, n: int, ratio: float) -> np.ndarray:
+    """x (about n x ratio samples) resampled to n samples: at the same rate, every frequency
+    times `ratio` (pitch and formants together, as from a larger or smaller speaker)."""
+    y = soxr.resample(x, SAMPLE_RATE * ratio, SAMPLE_RATE)
+    return np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
+
+
+def random_colour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """x through a random colour: a low shelf (-9..+9 dB below 150-500 Hz), a high shelf
+    (-12..+6 dB above 2.5-8 kHz) and, one time in three, a band limit (4 to 16 kHz)."""
+    f = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    low = (f / rng.uniform(150, 500)) ** 2
+    high = (f / rng.uniform(2500, 8000)) ** 2
+    gain = 10 ** ((rng.uniform(-9, 9) / (1 + low) + rng.uniform(-12, 6) * high / (1 + high)) / 20)
+    if rng.random() < 1 / 3:
+        gain /= 1 + (f / rng.choice([4000.0, 8000.0, 11025.0, 16000.0])) ** 8
+    return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
