@@ -2,6 +2,7 @@
 
   python -m bench.codec_speed [--seconds 60] [--threads 2] [--levels 8] [--repeats 3]
                               [--long-seconds 600] [--device cpu|cuda|auto]
+                              [--batch 64 --batch-seconds 10]
                               [--out bench/results/codec_speed.json]
 
 Speed: N seconds of synthetic music-like audio (harmonic notes with decaying envelopes plus noise)
@@ -11,6 +12,11 @@ best of --repeats runs. soundtok goes through the library API exactly as `soundt
 block by block), at --levels (8 levels = 6 kbps, EnCodec's bitrate here). EnCodec is the 24 kHz
 model (random weights: speed only) at 6 kbps, given the same duration at 24 kHz as one (1, 1, T)
 tensor, which is how its API is used.
+
+Batched (--batch N): N clips of --batch-seconds each, encoded in one call by each codec: soundtok
+through `NeuralCodec.encode_clips` (the same codes as the streaming encoder), EnCodec through
+`model.encode` on an (N, 1, T) tensor, as its batch-64 GPU figure in ANCHORS.md was measured.
+"x real time" is N x seconds of audio per wall-clock second, host-to-device copies included.
 
 Memory: --long-seconds of audio are generated and pushed 2 s at a time into one streaming encoder,
 then the codes are decoded block by block and the audio discarded (as a writer would consume it);
@@ -135,16 +141,9 @@ def bench_soundtok(codec, seconds: float, levels: int, repeats: int, timer: Time
             "encode": speed_entry(seconds, enc_times), "decode": speed_entry(seconds, dec_times)}
 
 
-def bench_encodec(seconds: float, repeats: int, device: str, timer: Timer, log) -> dict:
-    import warnings
-
+def bench_encodec(model, seconds: float, repeats: int, device: str, timer: Timer, log) -> dict:
     import torch
-    from encodec import EncodecModel
 
-    warnings.filterwarnings("ignore", message=".*weight_norm.*is deprecated", category=FutureWarning)
-    model = EncodecModel.encodec_model_24khz(pretrained=False)
-    model.set_target_bandwidth(6.0)
-    model = model.to(device).eval()
     sr = model.sample_rate
     warm = torch.from_numpy(music_like(0, CHUNK_SECONDS * sr, sr, seed=1)).to(device)[None, None]
     x = torch.from_numpy(music_like(0, int(seconds * sr), sr)).to(device)[None, None]
@@ -166,6 +165,44 @@ def bench_encodec(seconds: float, repeats: int, device: str, timer: Timer, log) 
             "codebooks": int(frames[0][0].shape[1]), "frames": int(frames[0][0].shape[-1]),
             "parameters": int(sum(p.numel() for p in model.parameters())),
             "encode": speed_entry(seconds, enc_times), "decode": speed_entry(seconds, dec_times)}
+
+
+def bench_batched(codec, encodec_model, count: int, seconds: float, levels: int, repeats: int, timer: Timer, log) -> dict:
+    """Encode `count` clips of `seconds` at once with each codec (see the module docstring)."""
+    import torch
+
+    sr = codec.config.sample_rate
+    clips = np.stack([music_like(0, int(seconds * sr), sr, seed=10 + i) for i in range(count)])
+    codec.encode_clips(clips[:2, : CHUNK_SECONDS * sr], levels)  # warm-up
+    log(f"soundtok: encoding {count} x {seconds:g} s at once x{repeats}")
+    times, codes = best_of(timer, repeats, codec.encode_clips, clips, levels)
+    out = {"clips": count, "clip_seconds": seconds, "soundtok": {"levels": levels, "frames": int(codes.shape[1]),
+                                                                "encode": speed_entry(count * seconds, times)}}
+    if encodec_model is not None:
+        esr = encodec_model.sample_rate
+        x = torch.from_numpy(np.stack([music_like(0, int(seconds * esr), esr, seed=10 + i) for i in range(count)]))[:, None]
+
+        def encode(batch):
+            with torch.inference_mode():
+                return encodec_model.encode(batch.to(codec.device))
+
+        encode(x[:2, :, : CHUNK_SECONDS * esr])
+        log(f"encodec: encoding {count} x {seconds:g} s at once x{repeats}")
+        times, _ = best_of(timer, repeats, encode, x)
+        out["encodec"] = {"kbps": 6.0, "encode": speed_entry(count * seconds, times)}
+    return out
+
+
+def encodec_24k(device: str):
+    """EnCodec 24 kHz at 6 kbps with random weights (speed only: nothing is downloaded)."""
+    import warnings
+
+    from encodec import EncodecModel
+
+    warnings.filterwarnings("ignore", message=".*weight_norm.*is deprecated", category=FutureWarning)
+    model = EncodecModel.encodec_model_24khz(pretrained=False)
+    model.set_target_bandwidth(6.0)
+    return model.to(device).eval()
 
 
 def bench_memory(codec, long_seconds: float, levels: int, timer: Timer, log) -> dict:
@@ -232,6 +269,13 @@ def format_report(result: dict) -> str:
     if e:
         ratio = result["ratio"]
         lines.append(f"{'soundtok / EnCodec':<42} {'':>5} {ratio['encode']:>8.2f}x {ratio['decode']:>8.2f}x")
+    b = result.get("batched")
+    if b:
+        lines.append("")
+        lines.append(f"batched encode, {b['clips']} clips of {b['clip_seconds']:g} s at once (x real time)")
+        lines.append(f"{'soundtok':<42} {b['soundtok']['encode']['x_realtime']:>8.0f}x")
+        if "encodec" in b:
+            lines.append(f"{'EnCodec 24 kHz, 6 kbps':<42} {b['encodec']['encode']['x_realtime']:>8.0f}x")
     m = result.get("memory")
     if m:
         lines.append("")
@@ -252,14 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", type=int, default=8, help="soundtok levels (8 = 6 kbps, EnCodec's bitrate here)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement; the best counts")
     parser.add_argument("--long-seconds", type=float, default=600.0, help="length of the streamed memory test (0 skips it)")
+    parser.add_argument("--batch", type=int, default=0, help="also encode this many clips at once with each codec (0: skip)")
+    parser.add_argument("--batch-seconds", type=float, default=10.0, help="length of each clip of --batch")
     parser.add_argument("--no-encodec", action="store_true", help="skip the EnCodec baseline")
     parser.add_argument("--codec", default="soundtok-codec", help="built-in codec name")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (auto picks CUDA when present)")
     parser.add_argument("--out", default="bench/results/codec_speed.json", help="JSON results file")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.repeats < 1 or args.threads < 1:
-        parser.error("--seconds, --repeats and --threads must be positive")
+    if args.seconds <= 0 or args.repeats < 1 or args.threads < 1 or args.batch < 0 or args.batch_seconds <= 0:
+        parser.error("--seconds, --repeats, --threads and --batch-seconds must be positive, --batch not negative")
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -293,10 +339,14 @@ def main(argv: list[str] | None = None) -> int:
     # the memory test runs before EnCodec allocates anything, so the process peak belongs to soundtok
     if args.long_seconds > 0:
         result["memory"] = bench_memory(codec, args.long_seconds, args.levels, timer, log)
-    if not args.no_encodec:
-        result["encodec"] = bench_encodec(args.seconds, args.repeats, codec.device, timer, log)
+    encodec_model = None if args.no_encodec else encodec_24k(codec.device)
+    if encodec_model is not None:
+        result["encodec"] = bench_encodec(encodec_model, args.seconds, args.repeats, codec.device, timer, log)
         result["ratio"] = {k: result["soundtok"][k]["x_realtime"] / result["encodec"][k]["x_realtime"]
                            for k in ("encode", "decode")}
+    if args.batch:
+        result["batched"] = bench_batched(codec, encodec_model, args.batch, args.batch_seconds, args.levels,
+                                          args.repeats, timer, log)
     result["environment"] = {"python": platform.python_version(), "torch": torch.__version__,
                              "cpu_count": os.cpu_count(), "machine": platform.machine(), "processor": cpu_name(),
                              "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),

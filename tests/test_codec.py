@@ -51,6 +51,16 @@ def test_chunked_encoding_gives_the_same_codes_as_whole(codec, rate):
         assert np.array_equal(whole, encode(codec, x, rate, chunks=chunks))
 
 
+def test_batched_clips_give_the_streaming_codes(codec):
+    """encode_clips (many equal-length clips in one pass, for GPUs) agrees with the streaming
+    encoder clip by clip, also for clips longer than a block and not a whole number of frames."""
+    rng = np.random.default_rng(3)
+    clips = rng.standard_normal((3, 640 * (BLOCK_FRAMES + 17) + 101)).astype(np.float32) * 0.1
+    batched = codec.encode_clips(clips, 3)
+    assert batched.dtype == np.uint16
+    assert np.array_equal(batched, np.stack([encode(codec, clip, 48000, levels=3) for clip in clips]))
+
+
 def test_codes_are_local_so_time_ranges_can_be_sought(codec):
     """Changing audio at the end of a file leaves the codes of its start untouched."""
     rng = np.random.default_rng(2)

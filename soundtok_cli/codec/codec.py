@@ -38,6 +38,20 @@ class NeuralCodec:
         return codes[0].to(torch.int32).cpu().numpy().astype(np.uint16)
 
     @torch.inference_mode()
+    def encode_clips(self, clips: np.ndarray, levels: int) -> np.ndarray:
+        """(N, S) clips of equal length at the codec's rate -> (N, ceil(S / hop), levels) uint16
+        codes in one forward pass: the batched path for many short sounds on a GPU. The codes are
+        those the streaming encoder gives each clip (the same frames, the same zero padding)."""
+        hop, context = self.config.hop, self.config.encoder_context()
+        frames = -(-clips.shape[1] // hop)
+        margin = (context + 1) * hop
+        padded = np.zeros((len(clips), (frames + 2 * (context + 1)) * hop), np.float32)
+        padded[:, margin : margin + clips.shape[1]] = clips
+        latent = self.model.encoder(to_tensor(padded, self.device))
+        codes = self.model.quantizer.encode(latent[:, :, context : context + frames], levels)
+        return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
+
+    @torch.inference_mode()
     def decode_segment(self, codes: np.ndarray, pad_before: int, pad_after: int, context: int) -> np.ndarray:
         """Codes for one block plus `context` frames each side -> the block's 48 kHz samples."""
         latent = self.model.quantizer.decode(to_tensor(codes.astype(np.int64), self.device)[None])
