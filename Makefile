@@ -30,7 +30,7 @@ GENERATE_CHECKPOINTS ?= checkpoints/generate
 GENERATE_DATA ?= checkpoints/generate-data
 GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v2.safetensors
 SEPARATE_CHECKPOINTS ?= checkpoints/separate
-SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v1.safetensors
+SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v2.safetensors
 DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.

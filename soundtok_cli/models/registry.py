@@ -35,7 +35,7 @@ BUILT_IN = [
                "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it"),
     ModelEntry("soundtok-generate", "2", "generator", "soundtok-generate-v2.safetensors", "soundtok-generate-v2.md",
                "token language model: endless sound from a description, an example or a recording"),
-    ModelEntry("soundtok-separate", "1", "separator", "soundtok-separate-v1.safetensors", "soundtok-separate-v1.md",
+    ModelEntry("soundtok-separate", "2", "separator", "soundtok-separate-v2.safetensors", "soundtok-separate-v2.md",
                "query-conditioned separation: keep or remove the sound a description names"),
 ]
 DEFAULT_CODEC = "soundtok-codec"

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     t = sub.add_parser("train")
     t.add_argument("--corpus", default="corpus")
     t.add_argument("--checkpoints", default="checkpoints/separate")
-    t.add_argument("--steps", type=int, default=2400)
+    t.add_argument("--steps", type=int, default=4400)
     t.add_argument("--batch", type=int, default=12)
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
-    e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v1.safetensors"))
+    e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v2.safetensors"))
     args = parser.parse_args(argv)
     if args.step == "train":
         train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads)
