@@ -30,14 +30,10 @@ class NeuralCodec:
     def encoder(self, source_rate: int, levels: int) -> StreamingEncoder:
         return StreamingEncoder(self, source_rate, levels)
 
-    @torch.inference_mode()
     def encode_segment(self, segment: np.ndarray, context: int, levels: int) -> np.ndarray:
         """Samples for frames [a-context-1, b+context+1) -> codes (b-a, levels) uint16."""
-        latent = self.model.encoder(to_tensor(segment, self.device)[None])
-        codes = self.model.quantizer.encode(latent[:, :, context : context + BLOCK_FRAMES], levels)
-        return codes[0].to(torch.int32).cpu().numpy().astype(np.uint16)
+        return self._encode_padded(segment[None], context, BLOCK_FRAMES, levels)[0]
 
-    @torch.inference_mode()
     def encode_clips(self, clips: np.ndarray, levels: int) -> np.ndarray:
         """(N, S) clips of equal length at the codec's rate -> (N, ceil(S / hop), levels) uint16
         codes in one forward pass: the batched path for many short sounds on a GPU. The codes are
@@ -45,9 +41,15 @@ class NeuralCodec:
         hop, context = self.config.hop, self.config.encoder_context()
         frames = -(-clips.shape[1] // hop)
         margin = (context + 1) * hop
-        padded = np.zeros((len(clips), (frames + 2 * (context + 1)) * hop), np.float32)
+        padded = np.zeros((len(clips), frames * hop + 2 * margin), np.float32)
         padded[:, margin : margin + clips.shape[1]] = clips
-        latent = self.model.encoder(to_tensor(padded, self.device))
+        return self._encode_padded(padded, context, frames, levels)
+
+    @torch.inference_mode()
+    def _encode_padded(self, samples: np.ndarray, context: int, frames: int, levels: int) -> np.ndarray:
+        """(B, S) samples for `frames` frames with `context` frames (and one for the STFT window)
+        of input each side -> (B, frames, levels) uint16 codes."""
+        latent = self.model.encoder(to_tensor(samples, self.device))
         codes = self.model.quantizer.encode(latent[:, :, context : context + frames], levels)
         return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
 
