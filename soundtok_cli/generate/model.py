@@ -70,19 +70,6 @@ class TokenLM(nn.Module):
         out, state = self.rnn(x, self.initial_state(cond) if state is None else state)
         return self.norm(out), state
 
-    def step(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One frame: (B, dim) inputs (condition already added) and (layers, B, dim) state -> the
-        normed (B, dim) output and the new state. The same arithmetic as `rnn` on a length-1
-        sequence, through the GRU cell directly: half the per-call overhead, which is most of a
-        frame's cost on a CPU (0.73 vs 1.33 ms for both layers, measured)."""
-        x, states = inputs, []
-        for layer in range(self.config.layers):
-            x = torch.gru_cell(x, state[layer], getattr(self.rnn, f"weight_ih_l{layer}"),
-                               getattr(self.rnn, f"weight_hh_l{layer}"), getattr(self.rnn, f"bias_ih_l{layer}"),
-                               getattr(self.rnn, f"bias_hh_l{layer}"))
-            states.append(x)
-        return self.norm(x), torch.stack(states)
-
     def level_logits(self, hidden: torch.Tensor, chosen: list[torch.Tensor], level: int) -> torch.Tensor:
         """Logits of `level` from the state and the coarser tokens `chosen` of the same frame."""
         z = hidden

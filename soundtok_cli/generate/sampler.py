@@ -8,41 +8,19 @@ same tokens (on the same kind of machine: floating-point sums differ between CPU
 
 from __future__ import annotations
 
-import copy
-import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from soundtok_cli.generate import DEFAULT_GUIDANCE, DEFAULT_TEMPERATURE, DEFAULT_TOP_K
+from soundtok_cli.generate.frame import FrameStep
 from soundtok_cli.generate.model import TokenLM
 from soundtok_cli.generate.norepeat import NoRepeat
 
 NO_REPEAT_SECONDS = 1.0
 CHUNK_FRAMES = 375        # 5 s: what a streaming reader waits for at most
-
-
-def int8_frame_layers(model: TokenLM) -> tuple[list[nn.Module], list[nn.Module]]:
-    """int8 copies (dynamic quantization) of the layers a frame runs: the GRU cells and the level
-    heads. Each frame reads every one of their weights once, so on a CPU the frame rate is set by
-    memory traffic, and int8 weights are a quarter of it: 4.3 -> 2.0 ms per guided frame here
-    (a GRU cell alone, cache cold: 708 -> 143 us)."""
-    c = model.config
-    cells = nn.ModuleList()
-    for layer in range(c.layers):
-        cell = nn.GRUCell(c.dim, c.dim)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(cell, name).data.copy_(getattr(model.rnn, f"{name}_l{layer}").data)
-        cells.append(cell)
-    with warnings.catch_warnings():   # torch points eager quantization users to torchao; it works as is
-        warnings.simplefilter("ignore")
-        quantized = torch.ao.quantization.quantize_dynamic(
-            nn.ModuleDict({"cells": cells, "heads": copy.deepcopy(model.heads)}),
-            {nn.Linear, nn.GRUCell}, dtype=torch.qint8)
-    return list(quantized["cells"]), list(quantized["heads"])
 
 
 class TokenGenerator:
@@ -51,8 +29,7 @@ class TokenGenerator:
         self.identity = dict(identity)   # name, version, weights_sha256, codec {...}
         self.silence = frozenset(silence)
         self.device = device
-        self.cells, self.heads = (int8_frame_layers(self.model) if device == "cpu" else
-                                  (None, list(self.model.heads)))
+        self.frame = FrameStep(self.model, int8=device == "cpu")
 
     @property
     def levels(self) -> int:
@@ -109,33 +86,20 @@ class TokenGenerator:
                 yield np.stack(pending, axis=1)
                 pending = []
             if made < frames:
-                step = model.frame_inputs(tokens)
-                if guided:
-                    step = torch.cat([step, step])
-                hidden, state = self._step(step + cond_in, state)
+                step = (model.frame_inputs(tokens)[None] + cond_in.view(-1, rows, cond_in.shape[-1])).flatten(0, 1)
+                hidden, state = self.frame.advance(step, state)
         if stats is not None:
             stats["no_repeat_interventions"] = sum(g.interventions for g in guards)
-
-    def _step(self, inputs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.cells is None:
-            return self.model.step(inputs, state)
-        x, states = inputs, []
-        for layer, cell in enumerate(self.cells):
-            x = cell(x, state[layer])
-            states.append(x)
-        return self.model.norm(x), torch.stack(states)
 
     def _sample_frame(self, hidden, rows, guided, guidance, temperature, top_k, guards, generator) -> torch.Tensor:
         """One frame's tokens, level by level: one draw of uniforms per frame and inverse-CDF
         sampling over the top k (torch.multinomial alone cost 83 us a call here)."""
-        model = self.model
         uniforms = torch.rand(rows, self.levels, generator=generator, device=hidden.device)
+        first = self.frame.first_layers(hidden)
+        grouped = first.view(-1, rows, first.shape[-1])   # (2 under guidance: conditioned, null; rows; ...)
         chosen: list[torch.Tensor] = []
         for level in range(self.levels):
-            z = hidden
-            for k, tokens in enumerate(chosen):
-                z = z + model.depth[k].weight[tokens.repeat(2) if guided else tokens]
-            logits = self.heads[level](z)
+            logits = self.frame.logits(first, level)
             if guided:
                 logits = torch.lerp(logits[rows:], logits[:rows], guidance)
             if level == 0:
@@ -145,12 +109,15 @@ class TokenGenerator:
                         guard.interventions += 1
                         logits[row, list(banned)] = float("-inf")
             if 0 < top_k < logits.shape[-1]:
-                values, indices = torch.topk(logits, top_k, dim=-1)
+                values, indices = torch.topk(logits, top_k, dim=-1, sorted=False)   # any fixed order samples alike
             else:
                 values, indices = torch.sort(logits, dim=-1, descending=True)
             cdf = torch.softmax(values / max(temperature, 1e-3), dim=-1).cumsum(-1)
             pick = torch.searchsorted(cdf, uniforms[:, level : level + 1] * cdf[:, -1:]).clamp_max(cdf.shape[-1] - 1)
-            chosen.append(indices.gather(1, pick)[:, 0])
-        for row, guard in enumerate(guards):
-            guard.push(int(chosen[0][row]))
+            tokens = indices.gather(1, pick)[:, 0]
+            chosen.append(tokens)
+            if level + 1 < self.levels:
+                self.frame.add_token(grouped, level, tokens)
+        for guard, token in zip(guards, chosen[0].tolist()):
+            guard.push(token)
         return torch.stack(chosen, dim=1)
