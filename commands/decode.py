@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Annotated, Optional
 
@@ -125,7 +124,7 @@ def decode(
                         if not templated and following is not None:
                             raise _one_file(output)
                 if clipping := writer.clipping():
-                    reporter.warn(f"{path}: {clipping}; lower the level with --gain {gain - _headroom_db(writer.peak):g}")
+                    reporter.warn(f"{path}: {clipping}; lower the level with --gain {gain - writer.reduction_to_fit_db():g}")
                 written.add(path)
                 decoded += 1
                 progress.advance(plan.frames_out / rate)
@@ -144,11 +143,6 @@ def decode(
     reporter.note(f"decoded {decoded} source{'' if decoded == 1 else 's'} ({format_hours(progress.audio_seconds)}) at {format_speed(progress.speed, 1.0)}"
                   + (f"; {reporter.failures} failed" if reporter.failures else ""))
     raise typer.Exit(EXIT_USAGE if decoded == 0 else EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
-
-
-def _headroom_db(peak: float) -> int:
-    """The whole dB of gain reduction that brings `peak` to at most -1 dBFS."""
-    return math.ceil(20 * math.log10(peak) + 1.0)
 
 
 _PENDING = object()  # the source after one still arriving in parts: not read yet

@@ -106,8 +106,8 @@ def spatialize(
         if output == "-":
             refuse_binary_to_terminal("audio")
         done, seconds = sp.render_all(job, sp.with_audio(sp.placed_inputs(entries, codecs, audio=True)), reporter.error)
-        for clipping in job.clipped:
-            reporter.warn(f"{clipping}; lower the level with --gain")
+        for clipping, reduction in job.clipped:
+            reporter.warn(f"{clipping}; lower the level with --gain {gain - reduction:g}")
         summary = (f"rendered {done} source{'' if done == 1 else 's'} {render} ({seconds:.1f} s) to "
                    f"{', '.join(job.written) or 'nothing'}")
     else:

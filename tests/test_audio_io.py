@@ -546,9 +546,11 @@ def test_writer_counts_what_it_clips(tmp_path):
     with AudioWriter(str(tmp_path / "a.wav"), 8000, 1) as writer:
         writer.write(np.array([0.5, -0.9, 1.0], np.float32))
         assert writer.clipping() is None and writer.peak == pytest.approx(1.0)
+        assert writer.reduction_to_fit_db() == 1      # full scale is 1 dB over -1 dBFS
         writer.write(np.array([2.0, -1.5, 0.1, 1.25], np.float32))
     assert writer.clipped == 3 and writer.peak == pytest.approx(2.0)
     assert writer.clipping() == "3 samples clipped at full scale (peak +6.0 dBFS)"
+    assert writer.reduction_to_fit_db() == 8          # +6.02 dBFS down to -1 dBFS or below: 7.02 -> 8 whole dB
 
 
 def test_write_audio_refuses_unknown_format_and_reports_os_errors(tmp_path):

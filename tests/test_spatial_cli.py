@@ -73,6 +73,10 @@ def test_render_files_directly(sounds):
     assert np.abs(ear).max() <= 1.0
     quieter, _ = sf.read(sounds / "ear-12.wav")
     assert "warning" not in results["quieter"].stderr.decode()
+    # the suggested --gain brings the peak to -1 dBFS or just under (checked on the unclipped -12 dB render)
+    suggested = float(warning.rsplit("--gain", 1)[1].split()[0])
+    peak_db = 20 * np.log10(np.abs(quieter).max()) + 12 + suggested
+    assert -2.0 <= peak_db <= -1.0 + 1e-3, (suggested, peak_db)
     unclipped = np.abs(ear).max(axis=1) < 0.99  # where the full-level render did not clip
     np.testing.assert_allclose(quieter[unclipped], ear[unclipped] * 10 ** (-12 / 20), atol=1e-4)
     jet, rate = sf.read(sounds / "jet.flac")
@@ -93,6 +97,15 @@ def test_spatial_store_through_a_pipe(sounds):
     assert result.returncode == 0, result.stderr.decode()
     piped, rate = sf.read(sounds / "piped.wav")
     assert rate == SR and piped.shape[1] == 2 and ild_db(piped, rate) > 6
+    # a store made too loud clips when rendered: the warning says by how much to lower it
+    loud = shell(f"{SOUNDTOK} spatialize -q noise.wav --at 'az=90 el=0 dist=1' --gain 20 | "
+                 f"{SOUNDTOK} decode --render binaural -o loud.wav", sounds)
+    assert loud.returncode == 0, loud.stderr.decode()
+    warning = loud.stderr.decode()
+    assert "loud.wav: " in warning and "clipped at full scale" in warning, warning
+    reduction = float(warning.split("lower the level by ", 1)[1].split(" dB")[0])
+    peak_db = 20 * np.log10(np.abs(piped).max()) + 20 - reduction   # the unclipped render, 20 dB up, lowered
+    assert -2.0 <= peak_db <= -1.0 + 1e-3, (reduction, peak_db)
     store = run("spatialize", "-q", "noise.wav", "tone44.wav", "--path", "around over 1s", "-o", "two.zarr.zip", cwd=sounds)
     assert store.returncode == 0, store.stderr.decode()
     import zarr

@@ -9,6 +9,7 @@ stdin is spooled to a temporary file on disk, not held in memory.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 import shutil
@@ -413,6 +414,11 @@ class AudioWriter:
         if not self.clipped:
             return None
         return f"{self.clipped:,} sample{'' if self.clipped == 1 else 's'} clipped at full scale (peak {20 * np.log10(self.peak):+.1f} dBFS)"
+
+    def reduction_to_fit_db(self) -> int:
+        """The whole dB by which to lower the level so the peak asked for is at most -1 dBFS (0 when
+        it already is): what a clipping warning suggests."""
+        return max(0, math.ceil(20 * math.log10(max(self.peak, 1e-12)) + 1.0))
 
     def close(self) -> None:
         """Finish: rename the file into place, or flush the stream."""

@@ -316,7 +316,7 @@ class RenderJob:
     doppler: bool = True
     via: str | None = None
     written: list[str] = field(default_factory=list)
-    clipped: list[str] = field(default_factory=list)  # "path: what clipped", for warnings
+    clipped: list[tuple[str, int]] = field(default_factory=list)  # ("path: what clipped", dB to lower by)
 
 
 def check_render_options(target: str, via: str | None, room: str | None, hrtf: str | None) -> None:
@@ -357,7 +357,7 @@ def render_placed(job: RenderJob, placed: list[tuple[Placed, np.ndarray]], outpu
             writer.write(chunk)
     job.written.append(output)
     if clipping := writer.clipping():
-        job.clipped.append(f"{output}: {clipping}")
+        job.clipped.append((f"{output}: {clipping}", writer.reduction_to_fit_db()))
     return renderer.frames / rate
 
 
@@ -513,8 +513,8 @@ def decode_render(store: str, output: str, target: str, *, hrtf: str | None, roo
                 yield error
 
     done, seconds = render_all(job, items(), reporter.error)
-    for clipping in job.clipped:
-        reporter.warn(f"{clipping}; lower the level where the store was made (spatialize --gain)")
+    for clipping, reduction in job.clipped:
+        reporter.warn(f"{clipping}; lower the level by {reduction} dB where the store was made (spatialize --gain)")
     if done == 0 and not reporter.failures:
         raise InputError("holds no items", store)
     elapsed = max(time.monotonic() - started, 1e-9)
