@@ -148,19 +148,11 @@ def bench_encodec(model, seconds: float, repeats: int, device: str, timer: Timer
     warm = torch.from_numpy(music_like(0, CHUNK_SECONDS * sr, sr, seed=1)).to(device)[None, None]
     x = torch.from_numpy(music_like(0, int(seconds * sr), sr)).to(device)[None, None]
 
-    def encode(t):
-        with torch.inference_mode():
-            return model.encode(t)
-
-    def decode(frames):
-        with torch.inference_mode():
-            return model.decode(frames)
-
-    decode(encode(warm))
+    encodec_decode(model, encodec_encode(model, warm))
     log(f"encodec: encoding {seconds:g} s x{repeats}")
-    enc_times, frames = best_of(timer, repeats, encode, x)
+    enc_times, frames = best_of(timer, repeats, encodec_encode, model, x)
     log(f"encodec: decoding {seconds:g} s x{repeats}")
-    dec_times, y = best_of(timer, repeats, decode, frames)
+    dec_times, y = best_of(timer, repeats, encodec_decode, model, frames)
     return {"name": "EnCodec (random weights)", "kbps": 6.0, "sample_rate": sr,
             "codebooks": int(frames[0][0].shape[1]), "frames": int(frames[0][0].shape[-1]),
             "parameters": int(sum(p.numel() for p in model.parameters())),
@@ -181,16 +173,27 @@ def bench_batched(codec, encodec_model, count: int, seconds: float, levels: int,
     if encodec_model is not None:
         esr = encodec_model.sample_rate
         x = torch.from_numpy(np.stack([music_like(0, int(seconds * esr), esr, seed=10 + i) for i in range(count)]))[:, None]
-
-        def encode(batch):
-            with torch.inference_mode():
-                return encodec_model.encode(batch.to(codec.device))
-
-        encode(x[:2, :, : CHUNK_SECONDS * esr])
+        encodec_encode(encodec_model, x[:2, :, : CHUNK_SECONDS * esr])
         log(f"encodec: encoding {count} x {seconds:g} s at once x{repeats}")
-        times, _ = best_of(timer, repeats, encode, x)
+        times, _ = best_of(timer, repeats, encodec_encode, encodec_model, x)
         out["encodec"] = {"kbps": 6.0, "encode": speed_entry(count * seconds, times)}
     return out
+
+
+def encodec_encode(model, audio):
+    """(B, 1, S) audio on any device -> EnCodec frames (moving the audio counts in the time, as
+    it does for soundtok's encode_clips)."""
+    import torch
+
+    with torch.inference_mode():
+        return model.encode(audio.to(next(model.parameters()).device))
+
+
+def encodec_decode(model, frames):
+    import torch
+
+    with torch.inference_mode():
+        return model.decode(frames)
 
 
 def encodec_24k(device: str):
