@@ -44,23 +44,23 @@ def test_frame_steps_equal_the_training_pass():
     assert torch.allclose(stepped, whole, atol=1e-5)
 
 
-@torch.no_grad()
-def test_fused_heads_give_the_model_logits():
+def model_and_frame_logits(int8: bool):
+    """The model's teacher-forced logits (B, T, levels, codebook) and the frame step's."""
     model, codes, cond = model_and_codes()
     hidden, _ = model.run(torch.cat([model.start.expand(2, 1, -1), model.frame_inputs(codes[:, :-1])], dim=1),
                           cond, None)
-    expected = model(codes, cond)                       # (B, T, levels, codebook)
-    got = frame_logits(FrameStep(model, int8=False), hidden, codes, 4)
+    return model(codes, cond), frame_logits(FrameStep(model, int8=int8), hidden, codes, 4)
+
+
+@torch.no_grad()
+def test_fused_heads_give_the_model_logits():
+    expected, got = model_and_frame_logits(int8=False)
     assert torch.allclose(got, expected, atol=1e-4)
 
 
 @torch.no_grad()
 def test_int8_frame_stays_close_to_the_model():
     """int8 weights move logits a little; the choice of the most likely token hardly ever changes."""
-    model, codes, cond = model_and_codes()
-    hidden, _ = model.run(torch.cat([model.start.expand(2, 1, -1), model.frame_inputs(codes[:, :-1])], dim=1),
-                          cond, None)
-    expected = model(codes, cond)
-    got = frame_logits(FrameStep(model, int8=True), hidden, codes, 4)
+    expected, got = model_and_frame_logits(int8=True)
     assert (got - expected).abs().max() < 0.05 * expected.abs().max()
     assert (got.argmax(-1) == expected.argmax(-1)).float().mean() > 0.95
