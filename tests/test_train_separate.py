@@ -6,7 +6,7 @@ import torch
 
 from soundtok_cli.separate.model import SeparatorNet, apply, stft
 from soundtok_cli.train.separate import separation_loss, si_sdr
-from soundtok_cli.train.separate_data import SAMPLE_RATE, noise_bed, pitch_shifted, random_colour
+from soundtok_cli.train.separate_data import SAMPLE_RATE, pitch_shifted, random_colour
 
 
 def test_si_sdr_ignores_scale_and_sees_noise():
@@ -66,20 +66,3 @@ def test_colour_changes_the_balance_not_the_length():
         spectrum = np.abs(np.fft.rfft(y))
         ratios.append(20 * np.log10(spectrum[10000] / spectrum[100]))  # 1 Hz bins
     assert max(ratios) - min(ratios) > 10  # the low/high balance varies from draw to draw
-
-
-def test_noise_beds_run_from_hiss_to_rumble_and_swell():
-    rng = np.random.default_rng(1)
-    tilts, swells = {}, []
-    for _ in range(40):
-        bed, exponent = noise_bed(3 * SAMPLE_RATE, rng)
-        assert bed.shape == (3 * SAMPLE_RATE,) and bed.dtype == np.float32 and np.isfinite(bed).all()
-        power = np.abs(np.fft.rfft(bed)) ** 2
-        band = lambda lo, hi: power[lo * 3 : hi * 3].mean()  # 1/3 Hz bins
-        tilts[exponent] = 10 * np.log10(band(100, 400) / band(4000, 16000))
-        level = np.sqrt(np.mean(bed.reshape(30, -1) ** 2, axis=1))  # 100 ms levels
-        swells.append(20 * np.log10(level.max() / level.min()))
-    hiss = [t for e, t in tilts.items() if e < 0.5]
-    rumble = [t for e, t in tilts.items() if e > 2.0]
-    assert hiss and rumble and min(rumble) > max(hiss) + 15   # rumble is low-heavy, hiss is not
-    assert max(swells) > 6 and min(swells) < 3                # some beds swell, some are steady

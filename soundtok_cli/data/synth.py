@@ -49,7 +49,7 @@ def _filter(x: np.ndarray, sample_rate: int, lo: float | None = None, hi: float 
     return np.fft.irfft(spec * _band_gain(f, lo, hi, order), len(x))
 
 
-def coloured_noise(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
+def _colored(rng: np.random.Generator, n: int, exponent: float) -> np.ndarray:
     """Noise with power spectrum ~ 1/f**exponent (0 white, 1 pink, 2 brown), unit RMS."""
     if n < 4:
         return rng.standard_normal(n)
@@ -67,14 +67,14 @@ def white(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def pink(rng: np.random.Generator, n: int) -> np.ndarray:
-    return coloured_noise(rng, n, 1.0)
+    return _colored(rng, n, 1.0)
 
 
 def brown(rng: np.random.Generator, n: int) -> np.ndarray:
-    return coloured_noise(rng, n, 2.0)
+    return _colored(rng, n, 2.0)
 
 
-def smooth_random(rng: np.random.Generator, n: int, sample_rate: int, rate_hz: float) -> np.ndarray:
+def _smooth_random(rng: np.random.Generator, n: int, sample_rate: int, rate_hz: float) -> np.ndarray:
     """Smooth random curve in [0, 1] varying at about ``rate_hz`` (cosine-interpolated knots)."""
     k = max(2, int(np.ceil(n / sample_rate * rate_hz)) + 2)
     knots = rng.random(k)
@@ -185,7 +185,7 @@ def rain(rng: np.random.Generator, sample_rate: int, duration: float, intensity:
     rate = {"light": 40, "moderate": 200, "heavy": 900}[intensity] * rng.uniform(0.6, 1.5)
     bed_gain = {"light": 0.15, "moderate": 0.35, "heavy": 0.7}[intensity]
     bed = _filter(pink(rng, n) * 0.5 + white(rng, n) * 0.5, sample_rate, lo=400, hi=16000, order=1)
-    bed *= 0.8 + 0.4 * smooth_random(rng, n, sample_rate, 0.5)
+    bed *= 0.8 + 0.4 * _smooth_random(rng, n, sample_rate, 0.5)
     out = bed_gain * bed / (np.abs(bed).max() + 1e-9)
     drops = rng.poisson(rate * duration)
     for _ in range(drops):
@@ -205,7 +205,7 @@ def wind(rng: np.random.Generator, sample_rate: int, duration: float, strength: 
     src = pink(rng, n)
     # time-varying band-pass: mix of log-spaced bands, weighted around a moving centre
     centres = np.geomspace(150, 6000, 10)
-    centre_curve = np.log2(200 + 2500 * smooth_random(rng, n, sample_rate, 0.3 if strength == "gentle" else 0.8))
+    centre_curve = np.log2(200 + 2500 * _smooth_random(rng, n, sample_rate, 0.3 if strength == "gentle" else 0.8))
     out = np.zeros(n)
     width = 0.7 if strength == "howling" else 1.4
     for fc in centres:
@@ -213,7 +213,7 @@ def wind(rng: np.random.Generator, sample_rate: int, duration: float, strength: 
         w = np.exp(-0.5 * ((np.log2(fc) - centre_curve) / width) ** 2)
         out += band * w
     gust_rate = {"gentle": 0.2, "gusty": 0.6, "howling": 0.4}[strength]
-    env = 0.25 + smooth_random(rng, n, sample_rate, gust_rate) ** 2
+    env = 0.25 + _smooth_random(rng, n, sample_rate, gust_rate) ** 2
     out *= env
     out += 0.02 * _filter(white(rng, n), sample_rate, lo=4000) * env
     cap = {"gentle": "gentle wind", "gusty": "gusty wind", "howling": "howling wind"}[strength]
@@ -234,14 +234,14 @@ def thunder(rng: np.random.Generator, sample_rate: int, duration: float, distanc
         # several close strokes
         for k in range(int(rng.integers(1, 4))):
             _add(out, crack, start + int(rng.uniform(0, 0.12) * sample_rate), rng.uniform(0.5, 1.0))
-        env = np.exp(-t / rng.uniform(0.8, 2.5)) * (0.6 + 0.8 * smooth_random(rng, length, sample_rate, 6))
+        env = np.exp(-t / rng.uniform(0.8, 2.5)) * (0.6 + 0.8 * _smooth_random(rng, length, sample_rate, 6))
         body = _filter(rumble, sample_rate, lo=20, hi=3000, order=1) * env
         _add(out, body / (np.abs(body).max() + 1e-9), start, 0.8)
         cap = "close thunder clap"
     else:
         attack = rng.uniform(0.3, 1.0)
         env = np.minimum(1.0, t / attack) * np.exp(-t / rng.uniform(1.5, 4.0))
-        env *= 0.5 + smooth_random(rng, length, sample_rate, 3)
+        env *= 0.5 + _smooth_random(rng, length, sample_rate, 3)
         body = _filter(rumble, sample_rate, lo=20, hi=rng.uniform(200, 500), order=2) * env
         _add(out, body, start)
         cap = "distant thunder rumble"
@@ -266,10 +266,10 @@ def surf(rng: np.random.Generator, sample_rate: int, duration: float) -> Sound:
 
 def fire(rng: np.random.Generator, sample_rate: int, duration: float) -> Sound:
     n = _n(sample_rate, duration)
-    roar = _filter(brown(rng, n), sample_rate, lo=40, hi=400) * (0.6 + 0.4 * smooth_random(rng, n, sample_rate, 2))
+    roar = _filter(brown(rng, n), sample_rate, lo=40, hi=400) * (0.6 + 0.4 * _smooth_random(rng, n, sample_rate, 2))
     out = 0.35 * roar / (np.abs(roar).max() + 1e-9)
     hiss = _filter(white(rng, n), sample_rate, lo=2000, hi=20000, order=1)
-    out += 0.05 * hiss * smooth_random(rng, n, sample_rate, 4)
+    out += 0.05 * hiss * _smooth_random(rng, n, sample_rate, 4)
     rate = rng.uniform(8, 40)
     for _ in range(rng.poisson(rate * duration)):
         cn = int(rng.uniform(0.0005, 0.006) * sample_rate) + 4
@@ -320,10 +320,10 @@ def engine(rng: np.random.Generator, sample_rate: int, duration: float, mode: st
     cyl = int(rng.choice([2, 4, 6, 8]))
     rpm0 = rng.uniform(700, 1000) if mode == "idling" else rng.uniform(1500, 3000)
     if mode == "revving":
-        curve = smooth_random(rng, n, sample_rate, 0.7)
+        curve = _smooth_random(rng, n, sample_rate, 0.7)
         rpm = rpm0 + curve * rng.uniform(1500, 4000)
     else:
-        rpm = rpm0 * (1 + 0.02 * (smooth_random(rng, n, sample_rate, 3) - 0.5))
+        rpm = rpm0 * (1 + 0.02 * (_smooth_random(rng, n, sample_rate, 3) - 0.5))
     fire_hz = rpm / 60 * cyl / 2
     phase = 2 * np.pi * np.cumsum(fire_hz) / sample_rate
     out = np.zeros(n)
@@ -487,7 +487,7 @@ def hum(rng: np.random.Generator, sample_rate: int, duration: float, mains: int 
             break
         amp = (1.0 / h ** 0.7) if buzz else (1.0 / h ** 2) * (2.0 if h % 2 == 0 else 1.0)
         out += amp * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
-    out *= 1 + 0.05 * (smooth_random(rng, n, sample_rate, 1.5) - 0.5)
+    out *= 1 + 0.05 * (_smooth_random(rng, n, sample_rate, 1.5) - 0.5)
     out += 0.01 * white(rng, n) * np.abs(out).max()
     cap = f"electrical buzz at {mains} Hz" if buzz else f"low electrical hum at {mains} Hz"
     return _finish(out, sample_rate, cap, 0.05)

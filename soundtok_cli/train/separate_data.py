@@ -10,11 +10,6 @@ mixture is the target plus other sounds. Kinds of example, each as the issue ask
 - a query for something the mixture does not hold: the target is silence, so "keep dog" on a
   recording without a dog gives near-silence rather than a guess.
 
-Speech backgrounds are, a share of the time, a continuous noise bed (coloured noise from hiss to
-rumble, slowly swelling and fading, sometimes under an effect): the corpus' non-speech sound is
-mostly short effects in silence and music, while a voice to be cleaned is usually in steady noise
-(traffic, wind, rain, ventilation).
-
 Levels vary over 35 dB, target-to-rest ratios from -5 to +15 dB, and a share of the sources is
 heard in a room (synthetic reverberation; the target keeps its own reverberation). So that a voice
 is not known only by the few microphones and speakers of the training set, half of the sources are
@@ -43,11 +38,6 @@ NOT_SPEECH_PACKAGES = ("sound-icons",)  # listed as speech in the manifest, but 
 P_SPEECH, P_PAIR = 0.5, 0.42  # the rest: a query for something absent
 P_BACKGROUND_QUERY = 0.25  # speech examples where the background is the one asked for
 P_CROWD = 0.2
-P_NOISE_BED = 0.3          # of the speech backgrounds that are not a crowd
-P_BED_UNDER_EFFECT = 0.5   # a bed with an effect or music on top
-# a noise bed kept on request: what a user calls it, by its spectral slope (1/f^exponent)
-NOISE_QUERIES = {0.7: ["hiss", "white noise", "noise"], 1.5: ["noise", "background noise", "static noise"],
-                 9.0: ["rumble", "a low rumble", "background noise"]}
 P_ROOM = 0.2
 DIFFERENT = 0.45  # captions closer than this cosine in the text space are not "different kinds"
 P_COLOUR = 0.5
@@ -78,7 +68,6 @@ class MixtureSampler:
             self.queries.append([texts.setdefault(t, len(texts)) for t in options])
         self.speech_ids = [texts.setdefault(t, len(texts)) for t in SPEECH_QUERIES]
         self.crowd_ids = [texts.setdefault(t, len(texts)) for t in CROWD_QUERIES]
-        self.noise_ids = {slope: [texts.setdefault(t, len(texts)) for t in names] for slope, names in NOISE_QUERIES.items()}
         self.texts = list(texts)
         os.makedirs(cache_dir, exist_ok=True)
         self.vectors = sentence_vectors(self.texts, os.path.join(cache_dir, "captions.npz"))
@@ -153,23 +142,6 @@ class MixtureSampler:
         return synth.reverb(self.rng, np.sum([_unit(v) for v in voices], axis=0), SAMPLE_RATE,
                             float(self.rng.uniform(0.4, 1.5)), wet=0.4).astype(np.float32)
 
-    def _noise_bed(self, n: int) -> tuple[np.ndarray, int]:
-        bed, exponent = noise_bed(n, self.rng)
-        names = next(ids for slope, ids in self.noise_ids.items() if exponent < slope)
-        return bed, names[int(self.rng.integers(len(names)))]
-
-    def _background(self, voice: int, n: int) -> tuple[np.ndarray, int]:
-        """A speech example's background and the id of a query naming it."""
-        if self.rng.random() < P_CROWD:
-            return self._crowd(n), self.crowd_ids[int(self.rng.integers(len(self.crowd_ids)))]
-        if self.rng.random() < P_NOISE_BED:
-            bed, query = self._noise_bed(n)
-            if self.rng.random() < P_BED_UNDER_EFFECT:
-                bed = _unit(bed) + _unit(self._crop(self._other_than([voice]), n)) * 10 ** (self.rng.uniform(-12, 6) / 20)
-            return self._room(bed.astype(np.float32)), query
-        j = self._other_than([voice])
-        return self._room(self._crop(j, n)), self._query(j)
-
     # -- examples -----------------------------------------------------------------------------
 
     def example(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,7 +150,11 @@ class MixtureSampler:
         if r < P_SPEECH:
             voice = self._pick(self.speech, self.speech_p)
             speech = self._room(self._voice(voice, n))
-            background, background_query = self._background(voice, n)
+            if self.rng.random() < P_CROWD:
+                background, background_query = self._crowd(n), self.crowd_ids[int(self.rng.integers(len(self.crowd_ids)))]
+            else:
+                j = self._other_than([voice])
+                background, background_query = self._room(self._crop(j, n)), self._query(j)
             if self.rng.random() < P_BACKGROUND_QUERY:
                 return self._mix(background, [speech], background_query)
             query = (self.speech_ids[int(self.rng.integers(len(self.speech_ids)))] if self.rng.random() < 0.7
@@ -230,15 +206,6 @@ def random_colour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 1 / 3:
         gain /= 1 + (f / rng.choice([4000.0, 8000.0, 11025.0, 16000.0])) ** 8
     return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)
-
-
-def noise_bed(n: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """n samples of steady noise, spectral slope 1/f^e for e from 0 (hiss) to 2.5 (rumble),
-    swelling and fading slowly (0.2 to 3 Hz, up to 80 % deep), through a random colour; and e."""
-    exponent = float(rng.uniform(0.0, 2.5))
-    depth = float(rng.uniform(0.0, 0.8))
-    swell = 1 - depth + depth * synth.smooth_random(rng, n, SAMPLE_RATE, float(rng.uniform(0.2, 3.0)))
-    return random_colour((synth.coloured_noise(rng, n, exponent) * swell).astype(np.float32), rng), exponent
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
