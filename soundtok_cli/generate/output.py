@@ -68,7 +68,8 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
     from soundtok_cli.threads import configure_torch_threads
 
     # One intra-op thread: a frame is a chain of small operations on one row, which a second
-    # thread only slows down (guided, one row: 6.6x real time on one thread, 4.0x on two, measured).
+    # thread only slows down (guided, one row: 8.5x real time on one thread, 6.6x on two, measured
+    # with `python -m bench.generate --parts speed --threads 1|2`, 2026-11-26).
     configure_torch_threads(workers=os.cpu_count() or 1)
     is_audio = output is not None and output.lower().endswith(AUDIO_SUFFIXES)
     generator = load_generator(device=device)
