@@ -154,3 +154,23 @@ def test_bad_input_one_line(args, needles, tmp_path):
 def test_missing_index_one_line(tmp_path):
     one_line_error(run("generate", "rain", "--index", str(tmp_path / "none"), "-o", str(tmp_path / "x.zarr")), 2,
                    str(tmp_path / "none"))
+
+
+def test_unnormalised_audio_that_clips_is_written_with_the_gain_that_fits(tmp_path, capsys):
+    """With --no-normalize a generation can pass full scale: it is written clipped, and the warning
+    names the decode --gain that brings the peak to -1 dBFS (here tokens of a loud noise stand in
+    for a loud generation)."""
+    from soundtok_cli.console import Reporter
+    from soundtok_cli.generate.output import write_audio
+
+    loud = np.random.default_rng(0).uniform(-4.0, 4.0, 2 * SR).astype(np.float32)   # about +12 dBFS
+    sf.write(tmp_path / "loud.wav", loud, SR, subtype="FLOAT")
+    ok(run("encode", str(tmp_path / "loud.wav"), "-o", str(tmp_path / "loud.zarr")))
+    capsys.readouterr()
+    write_audio(read_batches(str(tmp_path / "loud.zarr")), str(tmp_path / "out.wav"), "cpu", False, Reporter("generate"))
+    warning = capsys.readouterr().err
+    assert "out.wav: " in warning and "clipped at full scale" in warning, warning
+    gain = float(warning.split("--gain")[1].split()[0])
+    ok(run("decode", str(tmp_path / "loud.zarr"), "--gain", f"{gain:g}", "-o", str(tmp_path / "fits.wav")))
+    fits, _ = sf.read(tmp_path / "fits.wav")
+    assert -2.0 <= 20 * np.log10(np.abs(fits).max()) <= -1.0

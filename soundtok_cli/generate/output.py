@@ -149,7 +149,8 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
                 for block in blocks:
                     writer.write(block)
         if clipping := writer.clipping():
-            reporter.warn(f"{output}: {clipping}; leave out --no-normalize, or decode a tokens stream with --gain")
+            reporter.warn(f"{output}: {clipping}; leave out --no-normalize, or write a tokens stream and "
+                          f"decode it with --gain -{writer.reduction_to_fit_db()}")
         seconds += group.duration
     return seconds
 
