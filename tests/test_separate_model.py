@@ -64,7 +64,7 @@ def test_chunks_join_without_seams(separator):
     x = sound(synth.rain, 20.0, 3) + sound(synth.birdsong, 20.0, 4)
     stage = separator.stage(separator.ground(["rain"]), rate, "keep")
     whole = run_all(stage, x, chunk=len(x) + stage.after)         # one chunk: the file at once
-    pieces = run_all(stage, x, chunk=stage.chunk, block=12345)    # 8 s chunks fed in odd blocks
+    pieces = run_all(stage, x, chunk=stage.chunk, block=12345)    # 12 s chunks fed in odd blocks
     error_db = 10 * np.log10(np.sum((pieces - whole) ** 2) / np.sum(whole ** 2))
     assert error_db < -30, error_db
 

@@ -22,6 +22,11 @@ import numpy as np
 GROUNDED = 0.42
 LOOSE = 0.6
 MAX_WORDS = 8
+# The phrases the model was trained with for voices and for crowds (beside the training captions).
+CROWD_QUERIES = ["crowd chatter", "a crowd of people talking", "babble of voices", "people talking in a crowded room",
+                 "a busy restaurant", "background chatter", "crowd noise"]
+SPEECH_QUERIES = ["speech", "voice", "a person speaking", "dialogue", "someone talking", "vocals", "the voice",
+                  "spoken words", "a man speaking", "a woman speaking", "narration"]
 _QUOTED = re.compile(r':?\s*"[^"]*"')
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundtok_cli.errors import UsageError
-from soundtok_cli.separate.concepts import GROUNDED, LOOSE, nearest
+from soundtok_cli.separate.concepts import CROWD_QUERIES, GROUNDED, LOOSE, SPEECH_QUERIES, nearest
 from soundtok_cli.separate.model import HOP, N_FFT, SAMPLE_RATE
 
 CONTEXT_SECONDS = 1.0
@@ -36,6 +36,7 @@ class Query:
     vector: np.ndarray
     score: float  # cosine similarity to the nearest concept
     nearest: list[tuple[str, float]]
+    speech: bool = False  # asks for a voice: kept with the speech mask (separate/speech.py)
 
     @property
     def loose(self) -> bool:
@@ -55,6 +56,8 @@ class QuerySeparator:
         self.concept_names = concept_names
         self.identity = identity
         self.device = device
+        voices = [i for i, name in enumerate(concept_names) if name in SPEECH_QUERIES + CROWD_QUERIES]
+        self._voice_phrases = concept_vectors[voices], [concept_names[i] in SPEECH_QUERIES for i in voices]
 
     def ground(self, texts: list[str], option: str = "--keep") -> list[Query]:
         """Embed the queries; a UsageError for an empty one, or one far from every concept the
@@ -69,12 +72,23 @@ class QuerySeparator:
         queries = []
         for text, vector in zip(cleaned, vectors):
             close = nearest(vector, self.concept_vectors, self.concept_names)
-            query = Query(text, np.asarray(vector, np.float32), close[0][1], close)
+            query = Query(text, np.asarray(vector, np.float32), close[0][1], close, self._asks_for_speech(vector))
             if query.score < GROUNDED:
                 raise UsageError(f"cannot ground {text!r}: the separation model knows nothing like it "
                                  f"(nearest concepts: {query.matched()}); describe the sound itself", option)
             queries.append(query)
         return queries
+
+    def _asks_for_speech(self, vector: np.ndarray) -> bool:
+        """Closer to a speech phrase than to any crowd phrase, and at least loosely like it: "a man
+        talking" (0.90 to "a man speaking") and "a woman speaking French" (0.70) are speech;
+        "people talking" (0.86 to "a crowd of people talking") and "rain" are not."""
+        vectors, is_speech = self._voice_phrases
+        if not len(vectors):
+            return False
+        scores = vectors @ vector
+        best = int(np.argmax(scores))
+        return bool(is_speech[best] and scores[best] >= LOOSE)
 
     def masks(self, magnitude: np.ndarray, queries: list[Query]) -> np.ndarray:
         """(frames, bins) magnitude at the model's bin spacing -> (queries, frames, bins) masks."""
@@ -126,6 +140,7 @@ class MaskStage:
         if mode not in ("keep", "remove", "stems"):
             raise ValueError(mode)
         self.separator, self.queries, self.mode = separator, queries, mode
+        self.sample_rate = sample_rate
         self.n_fft = max(16, int(round(N_FFT * sample_rate / SAMPLE_RATE)))
         self.hop = max(4, self.n_fft * HOP // N_FFT) if sample_rate != SAMPLE_RATE else HOP
         context = int(CONTEXT_SECONDS * sample_rate) // self.hop * self.hop
@@ -134,6 +149,8 @@ class MaskStage:
 
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
         import torch
+
+        from soundtok_cli.separate.speech import speech_mask
 
         n = len(x) - self.before - self.after
         window = torch.hann_window(self.n_fft)
@@ -145,6 +162,10 @@ class MaskStage:
             masks = np.zeros((len(self.queries),) + magnitude.shape)
         else:
             masks = self.separator.masks(magnitude.astype(np.float32), self.queries)
+            inside = self._signal_frames(len(magnitude), offset, end)
+            for i, query in enumerate(self.queries):
+                if query.speech:
+                    masks[i] = speech_mask(masks[i], magnitude, self.hop / self.sample_rate, inside)
         if self.mode == "stems":
             masks = masks / np.maximum(masks.sum(0, keepdims=True), 1.0)
         else:  # the union of what the queries describe
@@ -157,3 +178,9 @@ class MaskStage:
         if self.mode == "remove":
             return x[self.before : self.before + n] - outs[0]
         return np.concatenate(outs, axis=1)
+
+    def _signal_frames(self, frames: int, offset: int, end: int | None) -> slice:
+        """The frames (centred at offset + j * hop) that lie inside the signal [0, end)."""
+        first = max(0, -(offset // self.hop))
+        last = frames if end is None else min(frames, -(-(end - offset) // self.hop))
+        return slice(first, max(first, last))

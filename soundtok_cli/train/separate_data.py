@@ -26,14 +26,11 @@ import numpy as np
 import soxr
 
 from soundtok_cli.data import synth
+from soundtok_cli.separate.concepts import CROWD_QUERIES, SPEECH_QUERIES
 from soundtok_cli.train.embed import general_captions, sentence_vectors
 from soundtok_cli.train.embed_data import Clip, package, read_clips
 
 SAMPLE_RATE = 48_000
-CROWD_QUERIES = ["crowd chatter", "a crowd of people talking", "babble of voices", "people talking in a crowded room",
-                 "a busy restaurant", "background chatter", "crowd noise"]
-SPEECH_QUERIES = ["speech", "voice", "a person speaking", "dialogue", "someone talking", "vocals", "the voice",
-                  "spoken words", "a man speaking", "a woman speaking", "narration"]
 NOT_SPEECH_PACKAGES = ("sound-icons",)  # listed as speech in the manifest, but they are instrument samples
 P_SPEECH, P_PAIR = 0.5, 0.42  # the rest: a query for something absent
 P_BACKGROUND_QUERY = 0.25  # speech examples where the background is the one asked for
