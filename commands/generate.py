@@ -22,6 +22,8 @@ EPILOG = """Examples:
 
   soundtok generate --scene forest.toml | soundtok decode --render binaural -o forest.wav
 
+  soundtok generate "a heavy door slams" -d 2s --takes 5 -o 'door-{take}.wav'
+
 Tokens are written as they are made (a stream on stdout by default), so a decode downstream
 starts before generation ends; OUT may also be a store (x.zarr, x.zarr.zip) or audio (.wav,
 .flac, .ogg; scaled to a peak of -1 dBFS unless --no-normalize). The same prompt, seed and settings with the same model give the same tokens; the
@@ -29,7 +31,9 @@ seed is printed when none is given. No 1 s stretch of coarse tokens ever occurs 
 aside): the sound goes on without looping. --continue carries on from a sound (the output holds
 the sound, then its continuation, as one item, so it decodes without a seam); --like makes new
 material in the manner of an example; --index draws on the best match for the prompt in your
-indexed library. A scene (--scene) is a bed and events; see examples/scenes/. Exit status: 0
+indexed library. --takes N makes N variations of one request together (much faster per take
+than one after another), each its own item named ...-take1, ...-take2 (an audio OUT needs
+{take} in its name); they are written when all are made. A scene (--scene) is a bed and events; see examples/scenes/. Exit status: 0
 written, 1 written but some scene elements were left out (they do not fit the scene; see
 --allow-mismatch), 2 nothing could be done (bad input or usage)."""
 
@@ -45,6 +49,7 @@ def generate(
     like: Annotated[Optional[str], typer.Option("--like", help="Make new material in the manner of this audio file or store.", show_default=False)] = None,
     index_path: Annotated[Optional[str], typer.Option("--index", "-i", help="Draw on the best match for the prompt in this index (see soundtok index).", show_default=False)] = None,
     scene: Annotated[Optional[str], typer.Option("--scene", help="A scene file (TOML or JSON): a bed and events, rendered as a spatial store.", show_default=False)] = None,
+    takes: Annotated[int, typer.Option("--takes", help="Make this many variations, each its own item (audio OUT: {take} in the name).")] = 1,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Keep scene elements that do not fit the scene's description.")] = False,
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="- (a token stream on stdout, the default), x.zarr, x.zarr.zip, or audio (.wav, .flac, .ogg).")] = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="Audio OUT: scale to a peak of -1 dBFS (generated levels vary from clip to clip).")] = True,
@@ -74,6 +79,7 @@ def generate(
     if prompt is not None and not prompt.strip():
         raise UsageError("empty prompt; describe the sound (\"rain on a tin roof\")", "PROMPT")
     seconds = parse_duration(duration, "--duration") if duration is not None else None
+    check_takes(takes, scene, output)
     if output in (None, "-"):
         refuse_binary_to_terminal("token stream")
     if seed is None and scene is not None:  # the scene's own seed; also checks the file before the model loads
@@ -86,8 +92,22 @@ def generate(
     write_generation(prompt=prompt, seconds=seconds, seed=seed, temperature=temperature, guidance=guidance,
                      top_k=top_k, continue_from=continue_from, like=like, index_path=index_path, scene=scene,
                      allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter,
-                     announce_seed=announce_seed, normalize=normalize)
+                     announce_seed=announce_seed, normalize=normalize, takes=takes)
     raise typer.Exit(EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
+
+
+MAX_TAKES = 64
+
+
+def check_takes(takes: int, scene: str | None, output: str | None) -> None:
+    if not 1 <= takes <= MAX_TAKES:
+        raise UsageError(f"must be between 1 and {MAX_TAKES}", "--takes")
+    if takes > 1 and scene is not None:
+        raise UsageError("takes are variations of one sound; a scene varies itself (give --seed for another)", "--takes")
+    from soundtok_cli.generate.output import AUDIO_SUFFIXES
+
+    if takes > 1 and output is not None and output.lower().endswith(AUDIO_SUFFIXES) and "{take}" not in output:
+        raise UsageError(f"{takes} takes need {{take}} in the audio file name, e.g. door-{{take}}.wav", "-o")
 
 
 def register(app: typer.Typer) -> None:

@@ -146,9 +146,43 @@ def test_index_draws_on_the_best_match(sounds, tmp_path):
     (["rain", "--scene", "x.toml"], ["--scene"]),
     (["rain", "--temperature", "0"], ["--temperature"]),
     (["--continue", "/no/such.wav"], ["/no/such.wav", "no such file"]),
+    (["rain", "--takes", "0"], ["--takes", "between 1 and 64"]),
+    (["--scene", "x.toml", "--takes", "2"], ["--takes", "scene"]),
 ])
 def test_bad_input_one_line(args, needles, tmp_path):
     one_line_error(run("generate", *args, "-o", str(tmp_path / "x.zarr")), 2, *needles)
+
+
+def test_takes_are_variations_each_its_own_item(sounds, tmp_path):
+    for name in ("a", "b"):
+        ok(run("generate", "a door slams", "-d", "2s", "--seed", "4", "--takes", "3", "-o", str(tmp_path / f"{name}.zarr")))
+    (a,), (b,) = (list(read_batches(str(tmp_path / f"{n}.zarr"))) for n in "ab")
+    assert [str(s) for s in a.items["source"]] == [f"generated/a-door-slams-take{k}" for k in (1, 2, 3)]
+    takes = [a.item_codes(i) for i in range(3)]
+    assert all(t.shape == (150, 4) for t in takes)
+    assert not any(np.array_equal(takes[i], takes[j]) for i, j in ((0, 1), (0, 2), (1, 2)))
+    assert all(np.array_equal(t, b.item_codes(i)) for i, t in enumerate(takes))      # same seed, same takes
+    assert len(set(a.items["content_hash"].tolist())) == 3
+    # takes of a continuation each start with the sound carried on from
+    ok(run("generate", "--continue", str(sounds / "hiss.wav"), "-d", "1s", "--takes", "2", "--seed", "1",
+           "-o", str(tmp_path / "more.zarr")))
+    ok(run("encode", str(sounds / "hiss.wav"), "--levels", "4", "-o", str(tmp_path / "hiss.zarr")))
+    source = store_codes(tmp_path / "hiss.zarr")
+    (more,) = read_batches(str(tmp_path / "more.zarr"))
+    assert [str(s).rsplit("/", 1)[-1] for s in more.items["source"]] == ["hiss-continued-take1.wav", "hiss-continued-take2.wav"]
+    for i in range(2):
+        assert np.array_equal(more.item_codes(i)[: len(source)], source) and len(more.item_codes(i)) == len(source) + 75
+
+
+def test_takes_as_audio_files_need_a_take_in_the_name(tmp_path):
+    ok(run("generate", "a door slams", "-d", "1s", "--seed", "2", "--takes", "2", "-o", str(tmp_path / "door-{take}.flac")))
+    for k in (1, 2):
+        audio, rate = sf.read(tmp_path / f"door-{k}.flac")
+        assert rate == SR and len(audio) == SR
+        assert 20 * np.log10(np.abs(audio).max()) == pytest.approx(-1.0, abs=0.05)   # each normalised on its own
+    one_line_error(run("generate", "a door slams", "--takes", "2", "-o", str(tmp_path / "door.wav")), 2,
+                   "-o", "{take}")
+    assert not (tmp_path / "door.wav").exists()
 
 
 def test_missing_index_one_line(tmp_path):

@@ -17,7 +17,7 @@ from soundtok_cli.generate.material import (
     prompt_vector,
     read_material,
 )
-from soundtok_cli.generate.run import Request, Settings, generation_batches, source_name
+from soundtok_cli.generate.run import Request, Settings, generation_batches, source_name, take_batches
 from soundtok_cli.io.store import Batch
 
 DEFAULT_SECONDS = 30.0
@@ -60,9 +60,10 @@ def build_request(generator, *, prompt, seconds, settings, continue_from, like, 
 
 def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, continue_from, like, index_path,
                      scene, allow_mismatch, output, device, reporter, announce_seed=False,
-                     normalize=True) -> None:
+                     normalize=True, takes=1) -> None:
     """Generate and write; `announce_seed` says the seed (one the user did not give) once the
-    inputs have been read and generation starts."""
+    inputs have been read and generation starts. With `takes` > 1, that many variations, each
+    its own item (or audio file: {take} in `output`)."""
     from soundtok_cli.models.registry import load_generator
     from soundtok_cli.progress import format_hours, format_speed
     from soundtok_cli.threads import configure_torch_threads
@@ -92,12 +93,23 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
                                 continue_from=continue_from, like=like, index_path=index_path,
                                 device=device, reporter=reporter)
         stats = request.stats
-        batches = generation_batches(generator, request)
+        if takes > 1:
+            reporter.note(f"making {takes} takes together; they are written when all are made")
+            batches = take_batches(generator, request, takes)
+        else:
+            batches = generation_batches(generator, request)
     batches = _announcing(batches, f"seed {seed}" if announce_seed else None, reporter)
-    made = write_audio(batches, output, device, normalize, reporter) if is_audio else write_tokens(batches, output)
+    if is_audio and takes > 1:
+        made = sum(write_audio(iter([batch]), output.replace("{take}", str(k + 1)), device, normalize, reporter)
+                   for k, batch in enumerate(batches))
+    elif is_audio:
+        made = write_audio(batches, output.replace("{take}", "1"), device, normalize, reporter)
+    else:
+        made = write_tokens(batches, output)
     wall = time.perf_counter() - started
     repeats = stats.get("no_repeat_interventions")
-    reporter.note(f"generated {format_hours(made)} at {format_speed(made, wall)}"
+    what = f"{takes} takes of {format_hours(made / takes)}" if takes > 1 else format_hours(made)
+    reporter.note(f"generated {what} at {format_speed(made, wall)}"
                   + (f"; {repeats} repeats of a 1 s stretch avoided" if repeats else ""))
 
 
