@@ -110,10 +110,12 @@ class QuerySeparator:
         return MaskStage(self, queries, sample_rate, mode)
 
     def extract(self, x: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
-        """The sound `query` describes, from x ((n,) or (n, channels)): benchmarks and tests."""
+        """The sound `query` describes, from x ((n,) or (n, channels)): benchmarks and tests. In
+        the stage's own chunks, as `soundtok separate` runs it."""
         from soundtok_cli.separate.stream import run_all
 
-        return run_all(self.stage(self.ground([query]), sample_rate, "keep"), x)
+        stage = self.stage(self.ground([query]), sample_rate, "keep")
+        return run_all(stage, x, chunk=stage.chunk)
 
 
 def int8_layers(net):

@@ -43,16 +43,16 @@ def noise_power(power: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.n
 def wiener_gain(power: np.ndarray, noise: np.ndarray) -> np.ndarray:
     """Decision-directed Wiener gain per frame and bin, in [GAIN_FLOOR, 1]. A loop over frames:
     each frame's a-priori SNR depends on the previous frame's gain."""
-    noise = np.maximum(noise, 1e-20)
+    inverse_noise = 1.0 / np.maximum(noise, 1e-20)
+    measured = (1 - DECISION_DIRECTED) * np.maximum(power * inverse_noise - 1, 0)
     gain = np.empty_like(power)
     previous = np.zeros(power.shape[1])
     for t in range(len(power)):
-        posterior = power[t] / noise[t]
-        prior = DECISION_DIRECTED * previous / noise[t] + (1 - DECISION_DIRECTED) * np.maximum(posterior - 1, 0)
+        prior = DECISION_DIRECTED * previous * inverse_noise[t] + measured[t]
         g = prior / (1 + prior)
-        gain[t] = np.maximum(g, GAIN_FLOOR)
+        gain[t] = g
         previous = g * g * power[t]
-    return gain
+    return np.maximum(gain, GAIN_FLOOR)
 
 
 def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS,
