@@ -3,7 +3,8 @@ sound effects, and speed.
 
   python -m bench.separation [--part speech,effects,speed] [--mixtures 8] [--effect-mixtures 5]
                              [--speed-seconds 60] [--heldout corpus/heldout] [--no-dfn]
-                             [--weights CANDIDATE.safetensors] [--out bench/results/separation.json]
+                             [--weights CANDIDATE.safetensors] [--network-only]
+                             [--out bench/results/separation.json]
 
 Only material the separation model never trained on: the held-out corpus (`corpus/heldout`:
 ktuberling-data voices, lincity-ng-data effects, xmoto-data music; 48 kHz int16 shards) and
@@ -19,7 +20,8 @@ speech   Clean speech: held-out speech clips of at least 2 s, edges trimmed, joi
            music       xmoto-data music             wind     synth.wind
            pink noise  stationary pink noise
          mixed at each SNR (speech energy over background energy over the whole mixture), then
-         the mixture scaled to a peak of -6 dBFS. soundtok: `extract(mix, 48000, "speech")`;
+         the mixture scaled to a peak of -6 dBFS. soundtok: `extract(mix, 48000, "speech")` (the
+         network's mask averaged with the noise suppressor's gain; --network-only: the mask alone);
          DeepFilterNet3 (bench/dfn3.py) denoises the same mixtures in the same run. Figure: SI-SDR
          improvement, SI-SDR(estimate, clean) - SI-SDR(mixture, clean), mean over mixtures.
 effects  Two held-out sounds of different kinds (never the same group: rain and surf are both
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import platform
 import sys
@@ -681,6 +684,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--effect-mixtures", type=int, default=5, help="mixtures per effect class")
     parser.add_argument("--heldout", default="corpus/heldout")
     parser.add_argument("--no-dfn", action="store_true", help="leave DeepFilterNet3 out")
+    parser.add_argument("--network-only", action="store_true",
+                        help="keep speech with the network's mask alone, without the noise suppressor")
     parser.add_argument("--speed-seconds", type=float, default=60.0)
     parser.add_argument("--weights", help="score a candidate (an exported separator file) instead of the shipped weights")
     parser.add_argument("--out", default="bench/results/separation.json")
@@ -702,18 +707,24 @@ def main(argv: list[str] | None = None) -> int:
     blas = _one_blas_thread()
 
     from soundtok_cli.models.registry import load_separator
+    from soundtok_cli.separate.stream import run_all
 
     started = time.perf_counter()
     sep = load_separator(device="cpu", path=args.weights)
 
     def soundtok(mix: np.ndarray, query: str) -> np.ndarray:
-        return sep.extract(mix, SR, query)
+        if not args.network_only:
+            return sep.extract(mix, SR, query)
+        queries = [dataclasses.replace(q, speech=False) for q in sep.ground([query])]
+        stage = sep.stage(queries, SR, "keep")
+        return run_all(stage, mix, chunk=stage.chunk)
 
     result = {"benchmark": "separation", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "model": {k: sep.identity[k] for k in ("name", "version", "weights_sha256")},
               "threads": torch.get_num_threads(), "numpy_blas_threads": blas,
               "settings": {"parts": parts, "mixtures": args.mixtures, "effect_mixtures": args.effect_mixtures,
                            "speed_seconds": args.speed_seconds, "heldout": args.heldout, "no_dfn": args.no_dfn,
+                           "network_only": args.network_only,
                            "snrs_db": list(SNRS), "peak": PEAK}}
     clips = read_heldout(args.heldout) if {"speech", "effects"} & set(parts) else None
     if "speech" in parts:

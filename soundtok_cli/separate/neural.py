@@ -160,11 +160,15 @@ class MaskStage:
         spec = torch.stft(signal, self.n_fft, self.hop, window=window, center=True, return_complex=True)
         # the network reads 48 kHz-scaled magnitudes: a shorter window sums to less
         magnitude = spec.abs().mean(0).T.numpy() * (N_FFT / self.n_fft)
-        if not magnitude.any():
+        inside = self._signal_frames(len(magnitude), offset, end)
+        if not magnitude.any() or inside.start == inside.stop:
             masks = np.zeros((len(self.queries),) + magnitude.shape)
         else:
-            masks = self.separator.masks(magnitude.astype(np.float32), self.queries)
-            inside = self._signal_frames(len(magnitude), offset, end)
+            # The network reads only the frames centred inside the signal, and the frames around
+            # them (over the zeros past a file's ends) take the nearest one's mask: a second of
+            # zeros, never seen in training, cost held-out speech 0.6 dB (+1.31 against +1.92).
+            masks = self.separator.masks(magnitude[inside].astype(np.float32), self.queries)
+            masks = np.pad(masks, ((0, 0), (inside.start, len(magnitude) - inside.stop), (0, 0)), mode="edge")
             for i, query in enumerate(self.queries):
                 if query.speech:
                     masks[i] = speech_mask(masks[i], magnitude, self.hop / self.sample_rate, inside)
