@@ -33,8 +33,10 @@ By description (the separation model): --keep DESCRIPTION keeps what it describe
 descriptions keep all of them), --remove DESCRIPTION removes it, --stems A,B,C writes one file
 per description (OUT needs {part}; --residual then gets whatever no stem took). Descriptions
 are embedded by the joint space's text tower; one the model cannot ground ("quarterly report")
-is refused, naming the nearest concepts it knows. What is kept and what is removed always add
-up to the input.
+is refused, naming the nearest concepts it knows. A description of a voice ("speech",
+"dialogue", "a man talking") is kept with the model's mask averaged with a noise suppressor's
+gain (a tracked noise floor), which keeps voices the model never heard. What is kept and what
+is removed always add up to the input.
 
 By signal processing: hum (mains hum at 50 or 60 Hz, +-1 Hz, and its harmonics, found
 automatically; a file without hum is left untouched and reported), clicks (impulsive clicks and
