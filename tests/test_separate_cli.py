@@ -109,6 +109,7 @@ def test_keep_by_description_writes_what_is_kept_and_the_rest(files, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     report = json.loads(result.stdout)
     assert report["separated"]["mode"] == "keep" and report["separated"]["descriptions"] == ["speech"]
+    assert report["separated"]["voice"] == [True]      # kept with the noise suppressor too
     x, _ = sf.read(files / "hum3.wav")
     kept, rate = sf.read(tmp_path / "voice.flac")
     rest, _ = sf.read(tmp_path / "rest.wav")

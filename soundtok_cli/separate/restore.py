@@ -39,7 +39,7 @@ class Restored:
     clicks: int | None = None  # gaps repaired
     hiss_floor_dbfs: float | None = None
     silent: bool = False
-    separated: dict | None = None  # {mode, descriptions, nearest_concepts} when the model ran
+    separated: dict | None = None  # {mode, descriptions, nearest_concepts, voice} when the model ran
     notes: list[str] = field(default_factory=list)
 
     @property
