@@ -175,7 +175,9 @@ def test_takes_are_variations_each_its_own_item(sounds, tmp_path):
 
 
 def test_takes_as_audio_files_need_a_take_in_the_name(tmp_path):
-    ok(run("generate", "a door slams", "-d", "1s", "--seed", "2", "--takes", "2", "-o", str(tmp_path / "door-{take}.flac")))
+    result = ok(run("generate", "a door slams", "-d", "1s", "--seed", "2", "--takes", "2", "-o", str(tmp_path / "door-{take}.flac")))
+    notes = result.stderr.decode()
+    assert "door-1.flac: normalised by" in notes and "door-2.flac: normalised by" in notes, notes
     for k in (1, 2):
         audio, rate = sf.read(tmp_path / f"door-{k}.flac")
         assert rate == SR and len(audio) == SR

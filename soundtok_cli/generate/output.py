@@ -156,7 +156,7 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
         with AudioWriter(output, group.sample_rate, len(group.channels), fmt, frames=plan.frames_out) as writer:
             if normalize:
                 gain_db = _write_normalized(blocks, writer, len(group.channels))
-                reporter.note(f"normalised by {gain_db:+.1f} dB to a peak of {NORMALIZE_PEAK_DBFS:g} dBFS")
+                reporter.note(f"{output}: normalised by {gain_db:+.1f} dB to a peak of {NORMALIZE_PEAK_DBFS:g} dBFS")
             else:
                 for block in blocks:
                     writer.write(block)

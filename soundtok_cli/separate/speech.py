@@ -13,9 +13,10 @@ network's mask alone (a noise suppressor would remove the rain asked for).
 The suppressor is textbook, with the usual parameters (none fitted to the benchmark): the noise
 power per bin by minimum statistics (Martin 2001: the power smoothed over about 70 ms, its
 minimum over a 1.6 s window, times a bias of 2), and a Wiener gain from the decision-directed
-a-priori SNR (Ephraim and Malah 1984, smoothing 0.98), floored at -20 dB. The window is centred,
-so within the separator's chunks (1 s of context each side) chunked output matches whole-file
-output.
+a-priori SNR (Ephraim and Malah 1984, smoothing 0.98), floored at -20 dB. Not hiss.NoiseFloor:
+that is one floor for a whole file, right for tape hiss, while a voice's background changes
+within a file, so this floor follows it over 1.6 s. The window is centred and shorter than the
+separator's context (1 s each side), so chunks give the suppressor what a whole-file pass would.
 """
 
 from __future__ import annotations
