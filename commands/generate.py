@@ -26,16 +26,17 @@ EPILOG = """Examples:
 
 Tokens are written as they are made (a stream on stdout by default), so a decode downstream
 starts before generation ends; OUT may also be a store (x.zarr, x.zarr.zip) or audio (.wav,
-.flac, .ogg; scaled to a peak of -1 dBFS unless --no-normalize). The same prompt, seed and settings with the same model give the same tokens; the
-seed is printed when none is given. No 1 s stretch of coarse tokens ever occurs twice (silence
-aside): the sound goes on without looping. --continue carries on from a sound (the output holds
-the sound, then its continuation, as one item, so it decodes without a seam); --like makes new
-material in the manner of an example; --index draws on the best match for the prompt in your
-indexed library. --takes N makes N variations of one request together (much faster per take
-than one after another), each its own item named ...-take1, ...-take2 (an audio OUT needs
-{take} in its name); they are written when all are made. A scene (--scene) is a bed and events; see examples/scenes/. Exit status: 0
-written, 1 written but some scene elements were left out (they do not fit the scene; see
---allow-mismatch), 2 nothing could be done (bad input or usage)."""
+.flac, .ogg; scaled to a peak of -1 dBFS unless --no-normalize). The same prompt, seed and
+settings with the same model give the same tokens; the seed is printed when none is given.
+No 1 s stretch of coarse tokens ever occurs twice (silence aside): the sound goes on without
+looping. --continue carries on from a sound (the output holds the sound, then its continuation,
+as one item, so it decodes without a seam); --like makes new material in the manner of an
+example; --index draws on the best match for the prompt in your indexed library. --takes N
+makes N variations of one request together (much faster per take than one after another), each
+its own item named ...-take1, ...-take2 (an audio OUT needs {take} in its name); they are
+written when all are made. A scene (--scene) is a bed and events; see examples/scenes/. Exit
+status: 0 written, 1 written but some scene elements were left out (they do not fit the scene;
+see --allow-mismatch), 2 nothing could be done (bad input or usage)."""
 
 
 def generate(
