@@ -3,7 +3,7 @@ sound effects, and speed.
 
   python -m bench.separation [--part speech,effects,speed] [--mixtures 8] [--effect-mixtures 5]
                              [--speed-seconds 60] [--heldout corpus/heldout] [--no-dfn]
-                             [--weights CANDIDATE.safetensors] [--network-only]
+                             [--weights CANDIDATE.safetensors] [--mask both|network|suppressor]
                              [--out bench/results/separation.json]
 
 Only material the separation model never trained on: the held-out corpus (`corpus/heldout`:
@@ -21,7 +21,8 @@ speech   Clean speech: held-out speech clips of at least 2 s, edges trimmed, joi
            pink noise  stationary pink noise
          mixed at each SNR (speech energy over background energy over the whole mixture), then
          the mixture scaled to a peak of -6 dBFS. soundtok: `extract(mix, 48000, "speech")` (the
-         network's mask averaged with the noise suppressor's gain; --network-only: the mask alone);
+         network's mask averaged with the noise suppressor's gain; --mask network: the network's
+         mask alone, --mask suppressor: the suppressor's gain alone, one pass over each mixture);
          DeepFilterNet3 (bench/dfn3.py) denoises the same mixtures in the same run. Figure: SI-SDR
          improvement, SI-SDR(estimate, clean) - SI-SDR(mixture, clean), mean over mixtures.
 effects  Two held-out sounds of different kinds (never the same group: rain and surf are both
@@ -343,6 +344,22 @@ def speech_mixtures(pools: SpeechPools, count: int, snrs=SNRS, backgrounds=BACKG
                 target, mixture = level(clean, mix_at_snr(clean, background, snr))
                 out.append(Mixture(name, float(snr), target, mixture, SPEECH_QUERY))
     return out
+
+
+def suppressed(mix: np.ndarray) -> np.ndarray:
+    """The separator's noise suppressor alone (soundtok_cli/separate/speech.py) over a whole
+    mixture in one pass: what it adds to the network's mask when a voice is kept."""
+    import torch
+
+    from soundtok_cli.separate.model import HOP, N_FFT
+    from soundtok_cli.separate.speech import noise_power, wiener_gain
+
+    window = torch.hann_window(N_FFT)
+    spec = torch.stft(torch.from_numpy(mix.astype(np.float32)), N_FFT, HOP, window=window, center=True,
+                      return_complex=True)
+    power = spec.abs().T.numpy().astype(np.float64) ** 2
+    gain = torch.from_numpy(wiener_gain(power, noise_power(power)).T.astype(np.float32))
+    return torch.istft(spec * gain, N_FFT, HOP, window=window, center=True, length=len(mix)).numpy().astype(np.float64)
 
 
 def run_speech(mixtures: list[Mixture], systems: dict[str, Extract], log=None) -> tuple[list[dict], dict]:
@@ -684,8 +701,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--effect-mixtures", type=int, default=5, help="mixtures per effect class")
     parser.add_argument("--heldout", default="corpus/heldout")
     parser.add_argument("--no-dfn", action="store_true", help="leave DeepFilterNet3 out")
-    parser.add_argument("--network-only", action="store_true",
-                        help="keep speech with the network's mask alone, without the noise suppressor")
+    parser.add_argument("--mask", choices=("both", "network", "suppressor"), default="both",
+                        help="keep speech as the command does (both), or with one of its two parts alone")
     parser.add_argument("--speed-seconds", type=float, default=60.0)
     parser.add_argument("--weights", help="score a candidate (an exported separator file) instead of the shipped weights")
     parser.add_argument("--out", default="bench/results/separation.json")
@@ -713,18 +730,20 @@ def main(argv: list[str] | None = None) -> int:
     sep = load_separator(device="cpu", path=args.weights)
 
     def soundtok(mix: np.ndarray, query: str) -> np.ndarray:
-        if not args.network_only:
-            return sep.extract(mix, SR, query)
-        queries = [dataclasses.replace(q, speech=False) for q in sep.ground([query])]
-        stage = sep.stage(queries, SR, "keep")
-        return run_all(stage, mix, chunk=stage.chunk)
+        if args.mask == "suppressor" and query == SPEECH_QUERY:
+            return suppressed(mix)
+        if args.mask == "network":
+            queries = [dataclasses.replace(q, speech=False) for q in sep.ground([query])]
+            stage = sep.stage(queries, SR, "keep")
+            return run_all(stage, mix, chunk=stage.chunk)
+        return sep.extract(mix, SR, query)
 
     result = {"benchmark": "separation", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "model": {k: sep.identity[k] for k in ("name", "version", "weights_sha256")},
               "threads": torch.get_num_threads(), "numpy_blas_threads": blas,
               "settings": {"parts": parts, "mixtures": args.mixtures, "effect_mixtures": args.effect_mixtures,
                            "speed_seconds": args.speed_seconds, "heldout": args.heldout, "no_dfn": args.no_dfn,
-                           "network_only": args.network_only,
+                           "mask": args.mask,
                            "snrs_db": list(SNRS), "peak": PEAK}}
     clips = read_heldout(args.heldout) if {"speech", "effects"} & set(parts) else None
     if "speech" in parts:
