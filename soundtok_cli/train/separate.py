@@ -49,7 +49,7 @@ def separation_loss(estimate, target, estimate_spec, target_spec, mixture_spec):
 
 
 def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
-          threads: int = 0) -> None:
+          threads: int = 0, seconds: float = SEGMENT_SECONDS) -> None:
     import torch
 
     from soundtok_cli.models.registry import pick_device
@@ -60,7 +60,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     configure_torch_threads(threads=threads)
     device = pick_device(device)
     os.makedirs(checkpoints, exist_ok=True)
-    n = int(SEGMENT_SECONDS * SAMPLE_RATE)
+    n = int(seconds * SAMPLE_RATE)
     config = SeparatorConfig()
     model = SeparatorNet(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -101,7 +101,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        seen += batch * SEGMENT_SECONDS
+        seen += batch * seconds
         if step % 20 == 0:
             print(f"step {step}: loss {loss.item():.3f}, SI-SDR {sdr.item():.1f} dB, "
                   f"{seen / (time.time() - started):.0f} s of audio per s", flush=True)
@@ -149,13 +149,14 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lr", type=float, default=1.5e-3)
     t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
+    t.add_argument("--seconds", type=float, default=SEGMENT_SECONDS, help="length of each training mixture")
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
     e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v2.safetensors"))
     args = parser.parse_args(argv)
     if args.step == "train":
-        train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads)
+        train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads, args.seconds)
     else:
         export(args.corpus, args.checkpoints, os.path.normpath(args.out))
 
