@@ -56,16 +56,10 @@ def wiener_gain(power: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.maximum(gain, GAIN_FLOOR)
 
 
-def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS,
-                signal_frames: slice = slice(None)) -> np.ndarray:
+def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
     """The mask for keeping speech: the network's (frames, bins) mask averaged with the noise
-    suppressor's gain computed from the mixture's (frames, bins) magnitudes. `signal_frames`: the
-    frames centred inside the signal; the zeros around it (the separator's padding at the start
-    and end of a file) would pass for a noise floor of zero, so they are left out of the estimate
-    and keep the network's mask."""
-    mask = network_mask.copy()
-    power = np.asarray(magnitude[signal_frames], np.float64) ** 2
-    if len(power):
-        gain = wiener_gain(power, noise_power(power, frame_seconds))
-        mask[signal_frames] = NETWORK_WEIGHT * network_mask[signal_frames] + (1 - NETWORK_WEIGHT) * gain
-    return mask
+    suppressor's gain computed from the mixture's (frames, bins) magnitudes (frames of the signal
+    only: zeros around it would pass for a noise floor of nothing)."""
+    power = np.asarray(magnitude, np.float64) ** 2
+    gain = wiener_gain(power, noise_power(power, frame_seconds))
+    return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * gain
