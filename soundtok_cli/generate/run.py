@@ -59,8 +59,6 @@ def source_name(prompt: str | None, material: Material | None) -> str:
 def take_source(source: str, take: int) -> str:
     """generated/door-slam -> generated/door-slam-take2 (before an extension: x-continued-take2.wav)."""
     stem, ext = os.path.splitext(source)
-    if not ext or "/" in ext:
-        stem, ext = source, ""
     return f"{stem}-take{take}{ext}"
 
 
@@ -79,20 +77,37 @@ def request_hash(generator, request: Request, take: tuple[int, int] | None = Non
     return "generated:" + digest.hexdigest()
 
 
+def _before(generator, request: Request) -> np.ndarray:
+    """The codes the item starts with (--continue), or none."""
+    return request.before if request.before is not None else np.zeros((0, generator.levels), np.uint16)
+
+
+def _item(generator, request: Request, source: str, content_hash: str, codes: np.ndarray) -> Batch:
+    """A one-item tokens batch of the request (the whole item's duration, whatever part `codes` is)."""
+    duration = (len(_before(generator, request)) + request.frames) / generator.frame_rate
+    return Batch.tokens(generator.codec, "generate", source=[source], channel=[0],
+                        sample_rate=[request.sample_rate], duration=[duration],
+                        content_hash=[content_hash], codes=[codes])
+
+
+def _new_frames(generator, request: Request, rows: int) -> Iterator[np.ndarray]:
+    """(rows, n, levels) chunks of the request's new frames, `rows` variations at once."""
+    s = request.settings
+    conditions = np.repeat(np.asarray(request.condition, np.float32)[None], rows, axis=0)
+    return generator.stream(conditions, request.frames, seed=s.seed, temperature=s.temperature, top_k=s.top_k,
+                            guidance=s.guidance, prime=request.prime, stats=request.stats)
+
+
 def generation_batches(generator, request: Request) -> Iterator[Batch]:
     """Tokens batches of one item (the material, then the new frames), each part marked as
     continued in the next but the last."""
     from soundtok_cli.io.parts import mark_continued
 
-    before = request.before if request.before is not None else np.zeros((0, generator.levels), np.uint16)
-    total = len(before) + request.frames
-    duration = total / generator.frame_rate
+    before = _before(generator, request)
     content_hash = request_hash(generator, request)
 
     def part(codes: np.ndarray, last: bool) -> Batch:
-        batch = Batch.tokens(generator.codec, "generate", source=[request.source], channel=[0],
-                             sample_rate=[request.sample_rate], duration=[duration],
-                             content_hash=[content_hash], codes=[codes])
+        batch = _item(generator, request, request.source, content_hash, codes)
         return batch if last else mark_continued(batch)
 
     if request.frames == 0:
@@ -101,9 +116,7 @@ def generation_batches(generator, request: Request) -> Iterator[Batch]:
     if len(before):
         yield part(before, False)
     made = 0
-    s = request.settings
-    for chunk in generator.stream(request.condition[None], request.frames, seed=s.seed, temperature=s.temperature,
-                                  top_k=s.top_k, guidance=s.guidance, prime=request.prime, stats=request.stats):
+    for chunk in _new_frames(generator, request, 1):
         made += chunk.shape[1]
         yield part(chunk[0], made == request.frames)
 
@@ -114,17 +127,10 @@ def take_batches(generator, request: Request, takes: int) -> Iterator[Batch]:
     speed`), each its own item named <source>-take<k>, one batch per take. They come when all are
     made: a stream lets only a batch's last item arrive in parts. The rows share one random
     stream, so a take depends on the seed and on how many takes were asked for."""
-    before = request.before if request.before is not None else np.zeros((0, generator.levels), np.uint16)
-    duration = (len(before) + request.frames) / generator.frame_rate
-    s = request.settings
+    before = _before(generator, request)
     made = np.zeros((takes, 0, generator.levels), np.uint16)
     if request.frames:
-        rows = np.repeat(np.asarray(request.condition, np.float32)[None], takes, axis=0)
-        made = np.concatenate(list(generator.stream(rows, request.frames, seed=s.seed, temperature=s.temperature,
-                                                    top_k=s.top_k, guidance=s.guidance, prime=request.prime,
-                                                    stats=request.stats)), axis=1)
+        made = np.concatenate(list(_new_frames(generator, request, takes)), axis=1)
     for k in range(takes):
-        yield Batch.tokens(generator.codec, "generate", source=[take_source(request.source, k + 1)], channel=[0],
-                           sample_rate=[request.sample_rate], duration=[duration],
-                           content_hash=[request_hash(generator, request, (k + 1, takes))],
-                           codes=[np.concatenate([before, made[k]])])
+        yield _item(generator, request, take_source(request.source, k + 1),
+                    request_hash(generator, request, (k + 1, takes)), np.concatenate([before, made[k]]))
