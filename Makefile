@@ -26,6 +26,7 @@ WEIGHTS := soundtok_cli/models/soundtok-codec-v1.safetensors
 EMBED_CHECKPOINTS ?= checkpoints/embed
 EMBED_DATA ?= checkpoints/embed-data
 EMBED_WEIGHTS := soundtok_cli/models/soundtok-embed-v1.safetensors
+EMBED_PROTOTYPES := soundtok_cli/models/soundtok-embed-v1-prototypes.safetensors
 GENERATE_CHECKPOINTS ?= checkpoints/generate
 GENERATE_DATA ?= checkpoints/generate-data
 GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v2.safetensors
@@ -187,6 +188,8 @@ train-embed: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.embed build --corpus $(CORPUS) --out $(EMBED_DATA)
 	$(BIN)/python -m soundtok_cli.train.embed train --data $(EMBED_DATA) --checkpoints $(EMBED_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.embed export --checkpoints $(EMBED_CHECKPOINTS) --out $(EMBED_WEIGHTS)
+	$(BIN)/python -m soundtok_cli.train.embed prototypes --data $(EMBED_DATA) --checkpoints $(EMBED_CHECKPOINTS) \
+		--out $(EMBED_PROTOTYPES)
 
 train-generate: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.generate build --corpus $(CORPUS) --out $(GENERATE_DATA)

@@ -13,7 +13,9 @@ generator that made it. Clips of no class stay in as distractors.
 Each class is asked for by its class word and by paraphrases; clips are ranked as `soundtok search`
 ranks files: half the cosine similarity of their best window to the query, half that of the clip as
 a whole (the unit mean of its windows). Also reported: the best window alone (the ranking before
-that) and the embedder's item vectors. Reported: Hit@1, Hit@10 (a relevant clip among the first k), mAP,
+that) and the embedder's item vectors. Queries are read as `soundtok search` reads them: pulled
+toward the sound of the nearest trained caption (soundtok_cli/embed/prototypes.py); "as typed" is
+the words' own vector (`search --as-typed`). Reported: Hit@1, Hit@10 (a relevant clip among the first k), mAP,
 next to their expectation under a random ranking, per query kind and per class. The audio is
 encoded with the shipped codec at 8 levels (6 kbps), the default of `soundtok encode`.
 """
@@ -138,15 +140,20 @@ def clip_scores(queries: np.ndarray, embedded, ranking: str) -> np.ndarray:
     return file_score(best, queries @ whole.T)
 
 
-def evaluate(embedded, labels: list[set[str]], queries: dict[str, list[tuple[str, str]]], ranking: str):
+def evaluate(embedded, labels: list[set[str]], queries: dict[str, list[tuple[str, str]]], ranking: str,
+             prototypes=None):
+    """Per query: Hit@1, Hit@10, AP. With `prototypes` (embed/prototypes.py) each query vector is
+    pulled as `soundtok search` pulls it; without, it is the words' own vector (--as-typed)."""
     from soundtok_cli.embed.text import TextTower
 
     tower = TextTower.load()
     rows = []
     for cls, asked in queries.items():
         relevant = np.array([cls in lab for lab in labels])
-        texts = [text for text, _ in asked]
-        scores = clip_scores(tower.encode(texts), embedded, ranking)
+        vectors = tower.encode([text for text, _ in asked])
+        if prototypes is not None:
+            vectors = np.stack([prototypes.pull(v)[0] for v in vectors])
+        scores = clip_scores(vectors, embedded, ranking)
         for (text, kind), score in zip(asked, scores):
             order = np.argsort(-score, kind="stable")
             rows.append({
@@ -228,16 +235,23 @@ def main(argv=None) -> None:
     for cls, (_, _, paraphrases) in CLASSES.items():
         if sum(cls in lab for lab in labels) >= MIN_RELEVANT:
             queries[cls] = [(cls, "class word")] + [(p, "paraphrase") for p in paraphrases]
-    rows = evaluate(embedded, labels, queries, "file")
-    segment_rows = evaluate(embedded, labels, queries, "segment")
-    item_rows = evaluate(embedded, labels, queries, "item")
+    from soundtok_cli.embed.prototypes import for_embedder
+
+    prototypes = for_embedder(embedded.attrs["embedder"])
+    rows = evaluate(embedded, labels, queries, "file", prototypes)
+    typed_rows = evaluate(embedded, labels, queries, "file")
+    segment_rows = evaluate(embedded, labels, queries, "segment", prototypes)
+    item_rows = evaluate(embedded, labels, queries, "item", prototypes)
     audio_s = float(sum(durations))
     result = {
         "clips": len(sources), "audio_seconds": audio_s, "classes": len(queries),
         "clips_with_a_class": int(sum(bool(lab) for lab in labels)),
         "by_source": {s: sources.count(s) for s in sorted(set(s.split(":")[0] for s in sources))},
         "ranking": "as soundtok search ranks files: half the best segment, half the whole clip",
+        "queries_pulled": prototypes is not None,
         "class_words": summarise(rows, "class word"), "paraphrases": summarise(rows, "paraphrase"),
+        "as_typed": {"class_words": summarise(typed_rows, "class word"),
+                     "paraphrases": summarise(typed_rows, "paraphrase")},
         "best_segment_only": {"class_words": summarise(segment_rows, "class word"),
                               "paraphrases": summarise(segment_rows, "paraphrase")},
         "item_vectors": {"class_words": summarise(item_rows, "class word"),
@@ -249,8 +263,9 @@ def main(argv=None) -> None:
     print(f"{len(sources)} clips ({audio_s / 60:.1f} min), {len(queries)} classes; "
           f"{result['clips_with_a_class']} clips in a class")
     print(f"{'queries':<12} {'n':>3} {'Hit@1':>7} {'Hit@10':>7} {'mAP':>7}   random: {'Hit@1':>6} {'Hit@10':>7} {'mAP':>6}")
-    item, segment = result["item_vectors"], result["best_segment_only"]
+    item, segment, typed = result["item_vectors"], result["best_segment_only"], result["as_typed"]
     for kind, s in (("class words", result["class_words"]), ("paraphrases", result["paraphrases"]),
+                    ("  as typed", typed["class_words"]), ("  as typed", typed["paraphrases"]),
                     ("  best seg.", segment["class_words"]), ("  best seg.", segment["paraphrases"]),
                     ("  by item", item["class_words"]), ("  by item", item["paraphrases"])):
         print(f"{kind:<12} {s['queries']:>3} {s['hit1']:>7.3f} {s['hit10']:>7.3f} {s['ap']:>7.3f}   "

@@ -8,7 +8,8 @@ Vectors are not uniform noise (which has no neighbourhoods and says nothing abou
 search) but `bench.vectors.clustered_unit_vectors`: 384-d unit vectors from a two-level mixture of
 Gaussian clusters (200 topics, 4,000 clusters of Zipf-like sizes and varied spreads). Each index is
 built from an embeddings store of files of 50 segments, through the CLI (`soundtok index`), with
-the real text tower's checksum in the embedder attributes, so the text search is the real one.
+the real text tower's checksum and the built-in embedder's identity in the embedder attributes,
+so the text search is the real one (its query pulled toward the nearest trained caption's sound).
 
 (a) cold search: `soundtok search "distant thunder" -i IDX -k 10` as a new process, wall time,
     median of --runs, over the --small index (index files in the OS page cache, as after any
@@ -58,10 +59,14 @@ def cli() -> list[str]:
 
 
 def embedder_attrs() -> dict:
+    """The built-in embedder's identity (so search loads its caption table and pulls queries as it
+    does for a real library) over made-up vectors."""
     from soundtok_cli.embed.text import describe_text_tower
+    from soundtok_cli.models.registry import DEFAULT_EMBEDDER, find, sha256
 
     text = describe_text_tower()
-    return {"name": "bench-embedder", "version": "1", "weights_sha256": "be" * 32, "dim": DIM,
+    entry = find(DEFAULT_EMBEDDER)
+    return {"name": entry.name, "version": entry.version, "weights_sha256": sha256(entry.path()), "dim": DIM,
             "window": 2.0, "hop": 1.0,
             "codec": {"name": "bench-codec", "version": "1", "weights_sha256": "bc" * 32,
                       "sample_rate": 48000, "frame_rate": 75, "levels": 8, "codebook_size": 1024},

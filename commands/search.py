@@ -21,7 +21,9 @@ One hit per source file (its best moment, over all its channels) unless --segmen
 every matching segment. Output is a table on a terminal and TSV with a header line
 (rank, score, path, channel, start, end, content_hash) in a pipe; --format json writes JSON Lines
 with those keys, --format paths each path once. Scores are cosine similarities; start and end are
-seconds into the file. A text query needs the text model the index's embedder was made for; a
+seconds into the file. A text query needs the text model the index's embedder was made for;
+unless --as-typed, a query that is not one of the captions the embedder was trained on is moved
+halfway toward the sound of the caption nearest to it in meaning (-v names it). A
 --like example is embedded with the index's own embedder (an audio file, a tokens store or an
 embeddings store).
 
@@ -54,8 +56,10 @@ def search(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda, for embedding --like "
                                         "examples; cuda also searches on the GPU.")] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say which index was searched and "
-                                          "how long it took.")] = False,
+    as_typed: Annotated[bool, typer.Option("--as-typed", help="Search with the words' own vector, not "
+                                           "pulled toward the nearest caption the embedder was trained on.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say which index was searched, how "
+                                          "the query was read and how long it took.")] = False,
 ) -> None:
     """Search the index by text or by example."""
     import sys
@@ -85,7 +89,10 @@ def search(
         reader.check_not_empty()
         embedder = reader.embedder or {}
         if query is not None:
-            vector = text_query_vector(query, embedder, path)
+            text_query = text_query_vector(query, embedder, path, as_typed)
+            vector = text_query.vector
+            if text_query.nearest is not None:
+                reporter.detail(f"'{query}' read with the sound of the trained caption '{text_query.nearest}'")
         else:
             vector = like_query_vector(like, embedder, device)
         reader.load("cuda" if device == "cuda" else "cpu")

@@ -372,3 +372,34 @@ def test_like_with_an_embeddings_store_finds_its_own_file(lib):
     result = run(lib, ["search", "--like", "extra.zarr.zip", "-i", "idx", "-k", "1", "--format", "paths"])
     assert result.rc == 0, result
     assert result.stdout.splitlines() == [sound(lib, "thunder.wav")]
+
+
+def test_words_other_than_a_trained_caption_are_read_with_its_sound(lib, tmp_path):
+    """An index of the built-in embedder: -v names the trained caption a query was pulled toward
+    (embed/prototypes.py); a trained caption itself and --as-typed are searched as typed."""
+    from soundtok_cli.embed.prototypes import for_embedder
+    from soundtok_cli.embed.text import encode_queries
+    from soundtok_cli.models.registry import find, sha256
+
+    entry = find("soundtok-embed")
+    built_in = embedder_attrs(name=entry.name, version=entry.version, weights_sha256=sha256(entry.path()),
+                              text=lib["embedder"]["text"])
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((4, DIM)).astype(np.float32)
+    save_store(tmp_path / "b.zarr.zip", files_batch([{"source": "b.wav", "vectors": vectors / np.linalg.norm(
+        vectors, axis=1, keepdims=True)}], built_in))
+    assert run(lib, ["index", str(tmp_path / "b.zarr.zip"), "-o", str(tmp_path / "idx"), "-q"]).rc == 0
+    nearest = for_embedder(built_in).pull(encode_queries(["a rainstorm"])[0])[1]
+    assert nearest
+
+    def search(*args):
+        result = run(lib, ["search", *args, "-i", str(tmp_path / "idx"), "-v", "--format", "tsv"])
+        assert result.rc == 0 and "b.wav" in result.stdout, result
+        return result, float(result.stdout.splitlines()[1].split("\t")[1])
+
+    pulled, pulled_score = search("a rainstorm")
+    assert f"'a rainstorm' read with the sound of the trained caption '{nearest}'" in pulled.stderr
+    typed, typed_score = search("a rainstorm", "--as-typed")
+    assert "read with the sound" not in typed.stderr and pulled_score != typed_score
+    caption, _ = search("rain")
+    assert "read with the sound" not in caption.stderr

@@ -115,7 +115,7 @@ def index_material(generator, index_path: str, prompt: str, device: str, reporte
 
     reader = IndexReader(index_path)
     reader.check_not_empty()
-    hits = reader.search(text_query_vector(prompt, reader.embedder or {}, index_path), 5, per_file=True)
+    hits = reader.search(text_query_vector(prompt, reader.embedder or {}, index_path).vector, 5, per_file=True)
     reader.close()
     for hit in hits:
         if not os.path.exists(hit.source):

@@ -1,13 +1,16 @@
 """Query vectors for a search, checked against the embedder the index was built with.
 
 A text query goes through the text tower (numpy only, cached on disk: no torch on this path); its
-weights must be the ones the index's embedder was trained against. An example query (--like: an
+weights must be the ones the index's embedder was trained against. Unless asked for as typed, it
+is then pulled toward the sound of the nearest caption the embedder was trained on
+(embed/prototypes.py), where the embedder ships such a table. An example query (--like: an
 audio file, a tokens store or an embeddings store) goes through the audio embedder, which must be
 the index's own (name, version, weights).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,8 +22,14 @@ def _short(sha: Any) -> str:
     return str(sha or "?")[:12]
 
 
-def text_query_vector(text: str, embedder: dict[str, Any], index_path: str) -> np.ndarray:
-    """The (D,) vector of a text query, refusing a text tower other than the index's."""
+@dataclass(frozen=True)
+class TextQuery:
+    vector: np.ndarray     # (D,) unit vector to search with
+    nearest: str | None    # the trained caption it was pulled toward, if it was
+
+
+def text_query_vector(text: str, embedder: dict[str, Any], index_path: str, as_typed: bool = False) -> TextQuery:
+    """The vector of a text query, refusing a text tower other than the index's."""
     if not text.strip():
         raise UsageError("empty query; give some words, or --like AUDIO_OR_STORE", "QUERY")
     from soundtok_cli.embed.text import NAME, encode_queries, text_tower_sha256
@@ -35,7 +44,13 @@ def text_query_vector(text: str, embedder: dict[str, Any], index_path: str) -> n
             "matching text model", index_path)
     vector = encode_queries([text])[0]
     _check_dim(vector, embedder, "QUERY")
-    return vector
+    if not as_typed:
+        from soundtok_cli.embed.prototypes import for_embedder
+
+        table = for_embedder(embedder)
+        if table is not None and table.text.shape[1] == len(vector):
+            return TextQuery(*table.pull(vector))
+    return TextQuery(vector, None)
 
 
 def like_query_vector(path: str, embedder: dict[str, Any], device: str) -> np.ndarray:

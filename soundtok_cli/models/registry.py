@@ -23,16 +23,21 @@ class ModelEntry:
     weights: str  # file name inside soundtok_cli/models/
     card: str
     summary: str
+    prototypes: str | None = None  # an embedder's caption-sound table (embed/prototypes.py)
 
     def path(self) -> str:
         return str(resources.files("soundtok_cli.models") / self.weights)
+
+    def prototypes_path(self) -> str | None:
+        return str(resources.files("soundtok_cli.models") / self.prototypes) if self.prototypes else None
 
 
 BUILT_IN = [
     ModelEntry("soundtok-codec", "1", "codec", "soundtok-codec-v1.safetensors", "soundtok-codec-v1.md",
                "48 kHz residual-VQ codec, 75 frames/s, 1-32 levels of 1024 codes (0.75-24 kbps)"),
     ModelEntry("soundtok-embed", "1", "embedder", "soundtok-embed-v1.safetensors", "soundtok-embed-v1.md",
-               "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it"),
+               "audio tower into the all-MiniLM-L6-v2 text space: describe a sound to find it",
+               prototypes="soundtok-embed-v1-prototypes.safetensors"),
     ModelEntry("soundtok-generate", "2", "generator", "soundtok-generate-v2.safetensors", "soundtok-generate-v2.md",
                "token language model: endless sound from a description, an example or a recording"),
     ModelEntry("soundtok-separate", "2", "separator", "soundtok-separate-v2.safetensors", "soundtok-separate-v2.md",
@@ -177,8 +182,11 @@ def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str
 def describe_all() -> list[dict]:
     out = []
     for entry in BUILT_IN:
-        out.append({"name": entry.name, "version": entry.version, "kind": entry.kind, "weights": entry.weights,
-                    "sha256": sha256(entry.path()), "summary": entry.summary})
+        described = {"name": entry.name, "version": entry.version, "kind": entry.kind, "weights": entry.weights,
+                     "sha256": sha256(entry.path()), "summary": entry.summary}
+        if entry.prototypes:
+            described["prototypes"] = {"file": entry.prototypes, "sha256": sha256(entry.prototypes_path())}
+        out.append(described)
     return out
 
 

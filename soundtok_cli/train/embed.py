@@ -3,6 +3,7 @@
     python -m soundtok_cli.train.embed build --corpus corpus --out checkpoints/embed-data
     python -m soundtok_cli.train.embed train --data checkpoints/embed-data --checkpoints checkpoints/embed
     python -m soundtok_cli.train.embed export --checkpoints checkpoints/embed
+    python -m soundtok_cli.train.embed prototypes --data checkpoints/embed-data
 """
 
 from __future__ import annotations
@@ -336,6 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--checkpoints", default="checkpoints/embed")
     e.add_argument("--out", default="soundtok_cli/models/soundtok-embed-v1.safetensors")
     e.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("prototypes", help="write the caption-sound table that search pulls queries toward "
+                       "(run after export: it is tied to the shipped weights)")
+    p.add_argument("--data", default="checkpoints/embed-data")
+    p.add_argument("--checkpoints", default="checkpoints/embed", help="where the caption text cache lives")
+    p.add_argument("--out", default="soundtok_cli/models/soundtok-embed-v1-prototypes.safetensors")
+    p.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     import torch
 
@@ -344,8 +351,12 @@ def main(argv: list[str] | None = None) -> None:
         build(args.corpus, args.out, args.passes)
     elif args.step == "train":
         train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout)
-    else:
+    elif args.step == "export":
         export(args.checkpoints, args.out)
+    else:
+        from soundtok_cli.train.embed_prototypes import build as build_prototypes
+
+        build_prototypes(args.data, args.out, os.path.join(args.checkpoints, "captions.npz"))
 
 
 if __name__ == "__main__":
