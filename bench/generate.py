@@ -20,6 +20,10 @@ agreement: does the generated clip's audio embedding rank its own prompt first a
 words? The same clips, decoded, also give the level the model generates at (RMS and peak dBFS;
 `generate -o x.wav` normalises, a token stream decoded elsewhere does not).
 
+One-shots: for a few one-shot prompts, 2 s takes as `generate -d 2s` makes them and as
+`generate --one-shot -d 2s` cuts them (the same tokens): how long until the sound arrives, how loud
+the first and last 10 ms are next to the loudest.
+
 Speed: frames made per second as x real time (75 frames = 1 s), for 1, 4 and 16 rows at once, with
 guidance (the default, 5.0) and without (1.0); and one item end to end (generate, then decode to
 48 kHz audio with the codec).
@@ -50,7 +54,7 @@ TOP_K = 10
 EMBED_WINDOW, EMBED_HOP = 2.0, 1.0      # the embedder's defaults, as soundtok search --like uses them
 SPEED_ROWS = (1, 4, 16)
 GUIDANCE = DEFAULT_GUIDANCE             # the sampler's default
-PARTS = ("repetition", "fidelity", "speed")
+PARTS = ("repetition", "fidelity", "oneshot", "speed")
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -277,6 +281,55 @@ def bench_fidelity(generator, embedder, embedded, library, classes: list[str], c
 
 
 # ---------------------------------------------------------------------------------------------
+# one-shots
+
+ONE_SHOT_PROMPTS = ("a door slams", "a gunshot", "an explosion", "a dog barks", "glass breaking",
+                    "a hand clap", "knocking on a door", "a metal hit")
+ONE_SHOT_SECONDS = 2.0
+ENVELOPE_SECONDS = 0.01
+
+
+def shot_figures(audio: np.ndarray, rate: int) -> dict:
+    """Where a clip's sound is, by a 10 ms RMS envelope: the lead-in (time until the level first
+    comes within 20 dB of the clip's loudest 10 ms), the first 10 ms and the last 10 ms relative
+    to that loudest (an abrupt end at a high level clicks)."""
+    hop = int(ENVELOPE_SECONDS * rate)
+    frames = len(audio) // hop
+    level = 10 * np.log10(np.mean(audio[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2, axis=1) + 1e-20)
+    top = level.max()
+    return {"lead_in_s": float(np.argmax(level >= top - 20) * ENVELOPE_SECONDS),
+            "first_db": float(level[0] - top), "last_db": float(level[-1] - top)}
+
+
+def bench_one_shot(generator, codec, vectors: np.ndarray, samples: int, seed: int, log) -> dict:
+    """`generate -d 2s` against `generate --one-shot -d 2s` on one-shot prompts: the same tokens
+    (a one-shot is made 1 s longer; a take's first frames do not depend on its length), the plain
+    clip its first 2 s, the one-shot cut by generate/oneshot.py."""
+    from soundtok_cli.generate.oneshot import SEARCH_SECONDS, one_shot
+
+    rate = generator.frame_rate
+    frames = round((ONE_SHOT_SECONDS + SEARCH_SECONDS) * rate)
+    log(f"one-shots: {len(ONE_SHOT_PROMPTS)} prompts x {samples} takes of {ONE_SHOT_SECONDS:g} s")
+    rows = {"plain": [], "one-shot": []}
+    for vector in vectors:
+        tokens = np.concatenate(list(generator.stream(np.repeat(vector[None], samples, axis=0), frames, seed=seed)),
+                                axis=1)
+        for codes in tokens:
+            audio = np.concatenate(list(codec.decode(codes)))
+            rows["plain"].append(shot_figures(audio[: int(ONE_SHOT_SECONDS * 48000)], 48000))
+            rows["one-shot"].append(shot_figures(one_shot(audio, 48000, ONE_SHOT_SECONDS), 48000))
+    out = {"prompts": list(ONE_SHOT_PROMPTS), "takes": samples, "seconds": ONE_SHOT_SECONDS}
+    for name, figures in rows.items():
+        lead = np.array([f["lead_in_s"] for f in figures])
+        out[name] = {"lead_in_median_s": float(np.median(lead)), "lead_in_p90_s": float(np.percentile(lead, 90)),
+                     "lead_in_over_100ms": float(np.mean(lead > 0.1)),
+                     "first_10ms_db_median": float(np.median([f["first_db"] for f in figures])),
+                     "last_10ms_db_median": float(np.median([f["last_db"] for f in figures])),
+                     "last_10ms_over_minus_40db": float(np.mean([f["last_db"] > -40 for f in figures]))}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # speed
 
 def timed(generator, conditions: np.ndarray, frames: int, guidance: float) -> float:
@@ -377,6 +430,17 @@ def format_report(result: dict) -> str:
             lines.append(f"level of the generated clips decoded (no normalisation): RMS median "
                          f"{lv['rms_dbfs_median']:.1f} dBFS (10-90 %: {lv['rms_dbfs_p10']:.1f} to {lv['rms_dbfs_p90']:.1f}), "
                          f"peak median {lv['peak_dbfs_median']:.1f} dBFS, highest {lv['peak_dbfs_max']:.1f} dBFS")
+    shot = result.get("oneshot")
+    if shot:
+        lines += ["", f"one-shots: {len(shot['prompts'])} prompts x {shot['takes']} takes of {shot['seconds']:g} s "
+                      "(10 ms envelope; lead-in: until within 20 dB of the loudest 10 ms)",
+                  f"{'':<22} {'lead-in median':>14} {'90th pct':>9} {'> 100 ms':>9} {'first 10 ms':>12} "
+                  f"{'last 10 ms':>11} {'last > -40 dB':>14}"]
+        for name, label in (("plain", "generate -d 2s"), ("one-shot", "generate --one-shot")):
+            r = shot[name]
+            lines.append(f"{label:<22} {r['lead_in_median_s']:>12.3f} s {r['lead_in_p90_s']:>7.3f} s "
+                         f"{r['lead_in_over_100ms']:>9.2f} {r['first_10ms_db_median']:>9.1f} dB "
+                         f"{r['last_10ms_db_median']:>8.1f} dB {r['last_10ms_over_minus_40db']:>14.2f}")
     sp = result.get("speed")
     if sp:
         lines += ["", f"speed: x real time ({sp['seconds']:g} s per row, best of {sp['repeats']}; all rows together / "
@@ -469,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
         embedded = embed_library(embedder, codec.describe(library[2][0].shape[1]), library)
         result["fidelity"] = bench_fidelity(generator, embedder, embedded, library, classes, class_vectors,
                                             args.samples, args.clip_seconds, args.seed, log, codec=codec)
+    if "oneshot" in parts:
+        result["oneshot"] = bench_one_shot(generator, codec, encode_queries(list(ONE_SHOT_PROMPTS)), args.samples,
+                                           args.seed, log)
     if "speed" in parts:
         result["speed"] = bench_speed(generator, codec, prompt_vectors[0], args.speed_seconds, args.repeats,
                                       SPEED_ROWS, log)

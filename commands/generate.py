@@ -22,7 +22,7 @@ EPILOG = """Examples:
 
   soundtok generate --scene forest.toml | soundtok decode --render binaural -o forest.wav
 
-  soundtok generate "a heavy door slams" -d 2s --takes 5 -o 'door-{take}.wav'
+  soundtok generate "a heavy door slams" --one-shot --takes 5 -o 'door-{take}.wav'
 
 Tokens are written as they are made (a stream on stdout by default), so a decode downstream
 starts before generation ends; OUT may also be a store (x.zarr, x.zarr.zip) or audio (.wav,
@@ -34,7 +34,9 @@ as one item, so it decodes without a seam); --like makes new material in the man
 example; --index draws on the best match for the prompt in your indexed library. --takes N
 makes N variations of one request together (much faster per take than one after another), each
 its own item named ...-take1, ...-take2 (an audio OUT needs {take} in its name); they are
-written when all are made. A scene (--scene) is a bed and events; see examples/scenes/. Exit
+written when all are made. --one-shot makes a single sound for a sampler or an editor: each
+take is generated 1 s longer and starts just before its loudest moment of the first second,
+and fades out over its last 50 ms (audio OUT; 3 s unless --duration). A scene (--scene) is a bed and events; see examples/scenes/. Exit
 status: 0 written, 1 written but some scene elements were left out (they do not fit the scene;
 see --allow-mismatch), 2 nothing could be done (bad input or usage)."""
 
@@ -51,6 +53,7 @@ def generate(
     index_path: Annotated[Optional[str], typer.Option("--index", "-i", help="Draw on the best match for the prompt in this index (see soundtok index).", show_default=False)] = None,
     scene: Annotated[Optional[str], typer.Option("--scene", help="A scene file (TOML or JSON): a bed and events, rendered as a spatial store.", show_default=False)] = None,
     takes: Annotated[int, typer.Option("--takes", help="Make this many variations, each its own item (audio OUT: {take} in the name).")] = 1,
+    one_shot: Annotated[bool, typer.Option("--one-shot", help="A single sound (a door slam, a shot): start each take at its event and fade it out at the end. Audio OUT; duration default 3s, at most 60s.")] = False,
     allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Keep scene elements that do not fit the scene's description.")] = False,
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="- (a token stream on stdout, the default), x.zarr, x.zarr.zip, or audio (.wav, .flac, .ogg).")] = None,
     normalize: Annotated[bool, typer.Option("--normalize/--no-normalize", help="Audio OUT: scale to a peak of -1 dBFS (generated levels vary from clip to clip).")] = True,
@@ -81,6 +84,7 @@ def generate(
         raise UsageError("empty prompt; describe the sound (\"rain on a tin roof\")", "PROMPT")
     seconds = parse_duration(duration, "--duration") if duration is not None else None
     check_takes(takes, scene, output)
+    check_one_shot(one_shot, seconds, scene, continue_from, output)
     if output in (None, "-"):
         refuse_binary_to_terminal("token stream")
     if seed is None and scene is not None:  # the scene's own seed; also checks the file before the model loads
@@ -93,7 +97,7 @@ def generate(
     write_generation(prompt=prompt, seconds=seconds, seed=seed, temperature=temperature, guidance=guidance,
                      top_k=top_k, continue_from=continue_from, like=like, index_path=index_path, scene=scene,
                      allow_mismatch=allow_mismatch, output=output, device=device, reporter=reporter,
-                     announce_seed=announce_seed, normalize=normalize, takes=takes)
+                     announce_seed=announce_seed, normalize=normalize, takes=takes, one_shot=one_shot)
     raise typer.Exit(EXIT_SOME_FAILED if reporter.failures else EXIT_OK)
 
 
@@ -109,6 +113,21 @@ def check_takes(takes: int, scene: str | None, output: str | None) -> None:
 
     if takes > 1 and output is not None and output.lower().endswith(AUDIO_SUFFIXES) and "{take}" not in output:
         raise UsageError(f"{takes} takes need {{take}} in the audio file name, e.g. door-{{take}}.wav", "-o")
+
+
+def check_one_shot(one_shot: bool, seconds: float | None, scene: str | None, continue_from: str | None,
+                   output: str | None) -> None:
+    if not one_shot:
+        return
+    from soundtok_cli.generate.oneshot import MAX_SECONDS
+    from soundtok_cli.generate.output import AUDIO_SUFFIXES
+
+    if scene is not None or continue_from is not None:
+        raise UsageError("a one-shot is a single new sound; it does not go with --scene or --continue", "--one-shot")
+    if output is None or not output.lower().endswith(AUDIO_SUFFIXES):
+        raise UsageError("a one-shot is cut from decoded audio: write audio, e.g. -o door.wav", "--one-shot")
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:
+        raise UsageError(f"a one-shot lasts more than 0 and at most {MAX_SECONDS:g} s", "--duration")
 
 
 def register(app: typer.Typer) -> None:

@@ -129,3 +129,12 @@ def test_fidelity_and_speed_parts_run(looping_generator):
     assert "speed: x real time" in bench.format_report({
         "model": generator.identity, "device": "cpu", "threads": 1, "speed": speed,
         "environment": {"processor": "test", "cuda_available": False}})
+
+
+def test_shot_figures_find_the_lead_in_and_an_abrupt_end():
+    rng = np.random.default_rng(2)
+    x = 1e-4 * rng.standard_normal(48000)
+    x[14400:] += 0.3 * rng.standard_normal(48000 - 14400)       # the sound arrives at 0.3 s and goes on to the end
+    figures = bench.shot_figures(x, 48000)
+    assert figures["lead_in_s"] == pytest.approx(0.3, abs=0.011)
+    assert figures["first_db"] < -60 and figures["last_db"] > -3

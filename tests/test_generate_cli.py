@@ -148,6 +148,7 @@ def test_index_draws_on_the_best_match(sounds, tmp_path):
     (["--continue", "/no/such.wav"], ["/no/such.wav", "no such file"]),
     (["rain", "--takes", "0"], ["--takes", "between 1 and 64"]),
     (["--scene", "x.toml", "--takes", "2"], ["--takes", "scene"]),
+    (["a door slams", "--one-shot"], ["--one-shot", "write audio"]),
 ])
 def test_bad_input_one_line(args, needles, tmp_path):
     one_line_error(run("generate", *args, "-o", str(tmp_path / "x.zarr")), 2, *needles)
@@ -210,3 +211,32 @@ def test_unnormalised_audio_that_clips_is_written_with_the_gain_that_fits(tmp_pa
     ok(run("decode", str(tmp_path / "loud.zarr"), "--gain", f"{gain:g}", "-o", str(tmp_path / "fits.wav")))
     fits, _ = sf.read(tmp_path / "fits.wav")
     assert -2.0 <= 20 * np.log10(np.abs(fits).max()) <= -1.0
+
+
+def test_one_shot_takes_start_at_their_event_and_fade_out(tmp_path):
+    """Each take is the plain generation, one second longer, cut by generate/oneshot.py."""
+    from soundtok_cli.generate.oneshot import one_shot
+
+    ok(run("generate", "a heavy door slams", "-d", "2s", "--seed", "11", "--takes", "2", "--no-normalize",
+           "-o", str(tmp_path / "raw-{take}.flac")))
+    ok(run("generate", "a heavy door slams", "--one-shot", "-d", "1s", "--seed", "11", "--takes", "2",
+           "--no-normalize", "-o", str(tmp_path / "shot-{take}.flac")))
+    ok(run("generate", "a heavy door slams", "--one-shot", "-d", "1s", "--seed", "11", "--takes", "2",
+           "-o", str(tmp_path / "norm-{take}.flac")))
+    for k in (1, 2):
+        raw, _ = sf.read(tmp_path / f"raw-{k}.flac")
+        shot, rate = sf.read(tmp_path / f"shot-{k}.flac")
+        norm, _ = sf.read(tmp_path / f"norm-{k}.flac")
+        assert rate == SR and len(shot) == len(norm) == SR
+        np.testing.assert_allclose(shot, one_shot(raw, SR, 1.0), atol=1e-4)
+        assert abs(shot[0]) < 1e-4 and abs(shot[-1]) < 1e-4
+        assert 20 * np.log10(np.abs(norm).max()) == pytest.approx(-1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--continue", "x.wav"], ["--one-shot", "--continue"]),
+    (["rain", "-d", "2m"], ["--duration", "at most 60"]),
+])
+def test_one_shot_refusals(args, needles, tmp_path):
+    one_line_error(run("generate", *args, "--one-shot", "-o", str(tmp_path / "x.wav")), 2, *needles)
+    assert not (tmp_path / "x.wav").exists()

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from soundtok_cli.errors import UsageError
+from soundtok_cli.generate import oneshot
 from soundtok_cli.generate.material import (
     PRIME_SECONDS,
     combine,
@@ -60,10 +61,11 @@ def build_request(generator, *, prompt, seconds, settings, continue_from, like, 
 
 def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, continue_from, like, index_path,
                      scene, allow_mismatch, output, device, reporter, announce_seed=False,
-                     normalize=True, takes=1) -> None:
+                     normalize=True, takes=1, one_shot=False) -> None:
     """Generate and write; `announce_seed` says the seed (one the user did not give) once the
     inputs have been read and generation starts. With `takes` > 1, that many variations, each
-    its own item (or audio file: {take} in `output`)."""
+    its own item (or audio file: {take} in `output`). With `one_shot` (audio only), each is made
+    longer and cut to start at its event (generate/oneshot.py)."""
     from soundtok_cli.models.registry import load_generator
     from soundtok_cli.progress import format_hours, format_speed
     from soundtok_cli.threads import configure_torch_threads
@@ -89,7 +91,10 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
         batches = render_scene(read_generation_scene(scene), generator, seconds=seconds, settings=settings,
                                allow_mismatch=allow_mismatch, reporter=reporter, device=device)
     else:
-        request = build_request(generator, prompt=prompt, seconds=seconds, settings=settings,
+        if one_shot:
+            seconds = (oneshot.DEFAULT_SECONDS if seconds is None else seconds)
+        request = build_request(generator, prompt=prompt,
+                                seconds=seconds + oneshot.SEARCH_SECONDS if one_shot else seconds, settings=settings,
                                 continue_from=continue_from, like=like, index_path=index_path,
                                 device=device, reporter=reporter)
         stats = request.stats
@@ -99,11 +104,12 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
         else:
             batches = generation_batches(generator, request)
     batches = _announcing(batches, f"seed {seed}" if announce_seed else None, reporter)
+    cut = seconds if one_shot else None
     if is_audio and takes > 1:
-        made = sum(write_audio(iter([batch]), output.replace("{take}", str(k + 1)), device, normalize, reporter)
+        made = sum(write_audio(iter([batch]), output.replace("{take}", str(k + 1)), device, normalize, reporter, cut)
                    for k, batch in enumerate(batches))
     elif is_audio:
-        made = write_audio(batches, output.replace("{take}", "1"), device, normalize, reporter)
+        made = write_audio(batches, output.replace("{take}", "1"), device, normalize, reporter, cut)
     else:
         made = write_tokens(batches, output)
     wall = time.perf_counter() - started
@@ -137,9 +143,11 @@ def write_tokens(batches: Iterator[Batch], output: str | None) -> float:
     return seconds
 
 
-def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: bool, reporter) -> float:
+def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: bool, reporter,
+                one_shot: float | None = None) -> float:
     """Decode the generated item to an audio file as its parts are made; with `normalize`, scaled
-    to a peak of NORMALIZE_PEAK_DBFS (generated levels vary from clip to clip: see the model card)."""
+    to a peak of NORMALIZE_PEAK_DBFS (generated levels vary from clip to clip: see the model card).
+    With `one_shot` (seconds), decoded whole and cut to that long from its event (oneshot.py)."""
     from soundtok_cli.codec.files import decode_source, plan_decode
     from soundtok_cli.codec.sources import group_sources
     from soundtok_cli.io.audio import AudioWriter, output_format
@@ -153,7 +161,11 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
         if os.path.dirname(output):
             os.makedirs(os.path.dirname(output), exist_ok=True)
         blocks = decode_source(codec, group, plan, group.channels[0].shape[1])
-        with AudioWriter(output, group.sample_rate, len(group.channels), fmt, frames=plan.frames_out) as writer:
+        frames = plan.frames_out
+        if one_shot is not None:  # at most oneshot.MAX_SECONDS: held in memory
+            blocks = iter([oneshot.one_shot(np.concatenate(list(blocks)), group.sample_rate, one_shot)])
+            frames = int(round(one_shot * group.sample_rate))
+        with AudioWriter(output, group.sample_rate, len(group.channels), fmt, frames=frames) as writer:
             if normalize:
                 gain_db = _write_normalized(blocks, writer, len(group.channels))
                 reporter.note(f"{output}: normalised by {gain_db:+.1f} dB to a peak of {NORMALIZE_PEAK_DBFS:g} dBFS")
@@ -163,7 +175,7 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
         if clipping := writer.clipping():
             reporter.warn(f"{output}: {clipping}; leave out --no-normalize, or write a tokens stream and "
                           f"decode it with --gain -{writer.reduction_to_fit_db()}")
-        seconds += group.duration
+        seconds += group.duration if one_shot is None else one_shot
     return seconds
 
 
