@@ -79,6 +79,8 @@ def search(
             raise UsageError("give a QUERY or --like AUDIO_OR_STORE (one of them)")
         if query is not None and not query.strip():
             raise UsageError("empty query; give some words, or --like AUDIO_OR_STORE", "QUERY")
+        if as_typed and like is not None:
+            raise UsageError("--as-typed is about the words of a QUERY; --like searches by an example", "--as-typed")
         if k < 1:
             raise UsageError("must be at least 1", "-k")
         if device not in ("auto", "cpu", "cuda"):

@@ -403,3 +403,4 @@ def test_words_other_than_a_trained_caption_are_read_with_its_sound(lib, tmp_pat
     assert "read with the sound" not in typed.stderr and pulled_score != typed_score
     caption, _ = search("rain")
     assert "read with the sound" not in caption.stderr
+    one_error_line(run(lib, ["search", "--like", "x.wav", "--as-typed", "-i", str(tmp_path / "idx")]), "--as-typed")
