@@ -35,10 +35,11 @@ example; --index draws on the best match for the prompt in your indexed library.
 makes N variations of one request together (much faster per take than one after another), each
 its own item named ...-take1, ...-take2 (an audio OUT needs {take} in its name); they are
 written when all are made. --one-shot makes a single sound for a sampler or an editor: each
-take is generated 1 s longer and starts just before its loudest moment of the first second,
-and fades out over its last 50 ms (audio OUT; 3 s unless --duration). A scene (--scene) is a bed and events; see examples/scenes/. Exit
-status: 0 written, 1 written but some scene elements were left out (they do not fit the scene;
-see --allow-mismatch), 2 nothing could be done (bad input or usage)."""
+take is generated 1 s longer, starts just before its loudest moment near the start and fades
+out over its last 50 ms (audio OUT; 3 s unless --duration). A scene (--scene) is a bed and
+events; see examples/scenes/. Exit status: 0 written, 1 written but some scene elements were
+left out (they do not fit the scene; see --allow-mismatch), 2 nothing could be done (bad input
+or usage)."""
 
 
 def generate(

@@ -91,10 +91,11 @@ def write_generation(*, prompt, seconds, seed, temperature, guidance, top_k, con
         batches = render_scene(read_generation_scene(scene), generator, seconds=seconds, settings=settings,
                                allow_mismatch=allow_mismatch, reporter=reporter, device=device)
     else:
-        if one_shot:
-            seconds = (oneshot.DEFAULT_SECONDS if seconds is None else seconds)
-        request = build_request(generator, prompt=prompt,
-                                seconds=seconds + oneshot.SEARCH_SECONDS if one_shot else seconds, settings=settings,
+        made_seconds = seconds
+        if one_shot:  # made longer: the event is looked for in the extra second
+            seconds = oneshot.DEFAULT_SECONDS if seconds is None else seconds
+            made_seconds = seconds + oneshot.SEARCH_SECONDS
+        request = build_request(generator, prompt=prompt, seconds=made_seconds, settings=settings,
                                 continue_from=continue_from, like=like, index_path=index_path,
                                 device=device, reporter=reporter)
         stats = request.stats
