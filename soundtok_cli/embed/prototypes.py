@@ -29,11 +29,12 @@ PULL = 0.5    # how far toward the nearest caption's sound (the caption's sound 
 
 @dataclass(frozen=True)
 class Prototypes:
-    """Per trained caption: its text, its sentence vector and its sound, all (N, D) unit rows."""
+    """Per trained caption: its text, its sentence vector and its sound, (N, D) unit rows (`sound`
+    may be a `_SoundRows`: read a row at a time)."""
 
     captions: list[str]
     text: np.ndarray
-    sound: np.ndarray
+    sound: Any
     embedder_sha256: str
 
     def pull(self, query: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -44,16 +45,18 @@ class Prototypes:
         best = int(np.argmax(scores))
         if scores[best] >= KNOWN:
             return query, None
-        moved = query + PULL * self.sound[best]
+        moved = query + PULL * np.asarray(self.sound[best], np.float32)
         return (moved / np.linalg.norm(moved)).astype(np.float32), self.captions[best]
 
 
 def save(path: str, captions: list[str], text: np.ndarray, sound: np.ndarray, embedder_sha256: str) -> None:
-    """Write a table (float16; the captions and the embedder's weights sha256 in the metadata)."""
+    """Write a table (the captions and the embedder's weights sha256 in the metadata). The text
+    vectors are float32: every search reads all of them, and converting float16 cost 30 ms of a
+    cold search on the development machine; one sound row is read per search, so float16."""
     from safetensors.numpy import save_file
 
     metadata = {"embedder_sha256": embedder_sha256, "captions": json.dumps(captions)}
-    tensors = {"text": _unit(text).astype(np.float16), "sound": _unit(sound).astype(np.float16)}
+    tensors = {"text": _unit(text), "sound": _unit(sound).astype(np.float16)}
     tmp = path + ".tmp"
     save_file(tensors, tmp, metadata=metadata)
     os.replace(tmp, path)
@@ -68,9 +71,22 @@ def load(path: str, embedder_sha256: str | None = None) -> Prototypes | None:
         metadata = f.metadata()
         if embedder_sha256 is not None and metadata["embedder_sha256"] != embedder_sha256:
             return None
-        text, sound = f.get_tensor("text"), f.get_tensor("sound")
-    return Prototypes(json.loads(metadata["captions"]), text.astype(np.float32), sound.astype(np.float32),
+        text = f.get_tensor("text")
+    return Prototypes(json.loads(metadata["captions"]), text.astype(np.float32, copy=False), _SoundRows(path),
                       metadata["embedder_sha256"])
+
+
+class _SoundRows:
+    """The table's sound vectors, read one row at a time (a search needs one)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        from safetensors import safe_open
+
+        with safe_open(self.path, framework="np") as f:
+            return f.get_slice("sound")[row : row + 1][0].astype(np.float32)
 
 
 def for_embedder(embedder: dict[str, Any]) -> Prototypes | None:
