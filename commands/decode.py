@@ -17,11 +17,16 @@ EPILOG = """Examples:
 
   soundtok decode rain.zarr --levels 2 --start 10 --end 20 -o - | sox -t wav - -d
 
+  soundtok generate "rain on a tin roof" -d 10m | soundtok decode --normalize -o rain.flac
+
 OUT is one file (all channels of one source), - (WAV on stdout), or a template with {stem},
 {name}, {dir}, {index} or {ext} for stores that hold many sources. By default the original sample
 rate, channel count and duration come back. --levels N decodes only the N coarsest levels.
 Decoded audio can peak above full scale (the codec rebuilds the sound, not every sample); what
 would clip is written at full scale with a warning naming the --gain that avoids it.
+--normalize scales each file to a peak of -1 dBFS instead (generated sound comes at whatever
+level the model made it): each file is decoded to a temporary file first, so it is written when
+its source is whole, also on stdout.
 A long item that a stream holds in parts (soundtok generate writes it so) is decoded as the parts
 arrive, in bounded memory: with -o -, WAV flows to stdout before the stream ends.
 A spatial store (soundtok spatialize) renders its sources at their positions with --render
@@ -41,6 +46,7 @@ def decode(
     end: Annotated[Optional[float], typer.Option("--end", help="End time in seconds (default: the end).")] = None,
     sample_rate: Annotated[Optional[int], typer.Option("--sample-rate", "-r", help="Output sample rate (default: the source's).")] = None,
     gain: Annotated[float, typer.Option("--gain", help="Level change in dB (e.g. -6 for audio that would clip).")] = 0.0,
+    normalize: Annotated[bool, typer.Option("--normalize", help="Scale each file to a peak of -1 dBFS (two passes: a file comes out when its source is whole).")] = False,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="wav, flac or ogg (default: from OUT's extension).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
@@ -55,6 +61,7 @@ def decode(
     from soundtok_cli.console import Reporter
     from soundtok_cli.io.audio import AudioWriter, output_format
     from soundtok_cli.io.inputs import refuse_binary_to_terminal
+    from soundtok_cli.io.normalize import NORMALIZE_PEAK_DBFS, write_normalized
     from soundtok_cli.io.stream import read_batches
     from soundtok_cli.models.registry import codec_for_store
     from soundtok_cli.progress import AudioProgress, format_hours, format_speed
@@ -64,8 +71,8 @@ def decode(
     if render is not None:  # a spatial store, rendered by soundtok_cli.spatial
         from soundtok_cli.spatial.pipeline import decode_render
 
-        if levels is not None or start or end is not None or gain:
-            raise UsageError("--levels, --start, --end and --gain do not apply with --render")
+        if levels is not None or start or end is not None or gain or normalize:
+            raise UsageError("--levels, --start, --end, --gain and --normalize do not apply with --render")
         raise typer.Exit(decode_render(store or "-", output, render, hrtf=hrtf, room=room, rate=sample_rate,
                                        fmt=fmt, device=device, reporter=reporter))
     if hrtf is not None or room is not None:
@@ -78,6 +85,8 @@ def decode(
         raise UsageError("must be at least 1", "--levels")
     if not -120.0 <= gain <= 60.0:
         raise UsageError("must be between -120 and +60 dB", "--gain")
+    if normalize and gain:
+        raise UsageError("--normalize sets the level itself; give --gain or --normalize", "--gain")
     scale = 10 ** (gain / 20)
     audio_format = output_format(output, fmt)
     if output == "-":
@@ -117,8 +126,13 @@ def decode(
                 if path != "-" and os.path.dirname(path):
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                 with AudioWriter(path, rate, len(group.channels), audio_format, frames=plan.frames_out) as writer:
-                    for block in decode_source(codec, group, plan, use):
-                        writer.write(block * scale if gain else block)
+                    blocks = decode_source(codec, group, plan, use)
+                    if normalize:
+                        gain_db = write_normalized(blocks, writer, len(group.channels))
+                        reporter.detail(f"{path}: normalised by {gain_db:+.1f} dB to a peak of {NORMALIZE_PEAK_DBFS:g} dBFS")
+                    else:
+                        for block in blocks:
+                            writer.write(block * scale if gain else block)
                     if following is _PENDING:
                         following = next(groups, None)
                         if not templated and following is not None:

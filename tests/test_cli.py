@@ -216,6 +216,8 @@ def cli(tmp_path_factory):
         "decode_one_file": ("cli", ["decode", "batch.zarr.zip", "-o", "single.wav"]),
         "decode_quieter": ("cli", ["decode", "st.stream", "--gain", "-12", "-o", "quieter.wav"]),
         "decode_clipping": ("cli", ["decode", "st.stream", "--gain", "30", "-o", "clipping.wav"]),
+        "decode_normalized": ("cli", ["decode", "st.stream", "--normalize", "-v", "-o", "normalized.wav"]),
+        "decode_normalize_and_gain": ("cli", ["decode", "st.stream", "--normalize", "--gain", "3", "-o", "ng.wav"]),
         "tty_decode": ("tty", ["decode", "st.stream", "-o", "-"]),
         "tty_cat": ("tty", ["cat", "st.stream"]),
     }
@@ -289,6 +291,20 @@ def test_gain_scales_the_decoded_audio(cli):
     plain, _ = sf.read(path(cli, "piped.wav"), dtype="float64")
     quieter, _ = sf.read(path(cli, "quieter.wav"), dtype="float64")
     np.testing.assert_allclose(quieter, plain * 10 ** (-12 / 20), atol=2 ** -22)
+
+
+def test_normalize_scales_each_file_to_a_peak_of_minus_1_dbfs(cli):
+    result = cli["decode_normalized"]
+    assert result.rc == 0, result
+    assert "normalized.wav: normalised by" in result.stderr, result
+    plain, _ = sf.read(path(cli, "piped.wav"), dtype="float64")
+    loud, _ = sf.read(path(cli, "normalized.wav"), dtype="float64")
+    assert loud.shape == plain.shape
+    assert 20 * np.log10(np.abs(loud).max()) == pytest.approx(-1.0, abs=0.01)
+    gain = np.abs(loud).max() / np.abs(plain).max()
+    np.testing.assert_allclose(loud, plain * gain, atol=2 ** -14)   # the same sound, one gain
+    one_line_about(cli["decode_normalize_and_gain"], "--gain")
+    assert cli["decode_normalize_and_gain"].rc == 2 and not os.path.exists(path(cli, "ng.wav"))
 
 
 def test_clipping_is_written_at_full_scale_with_a_warning(cli):

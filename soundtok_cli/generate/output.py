@@ -19,6 +19,7 @@ from soundtok_cli.generate.material import (
     read_material,
 )
 from soundtok_cli.generate.run import Request, Settings, generation_batches, source_name, take_batches
+from soundtok_cli.io.normalize import NORMALIZE_PEAK_DBFS, write_normalized
 from soundtok_cli.io.store import Batch
 
 DEFAULT_SECONDS = 30.0
@@ -168,7 +169,7 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
             frames = int(round(one_shot * group.sample_rate))
         with AudioWriter(output, group.sample_rate, len(group.channels), fmt, frames=frames) as writer:
             if normalize:
-                gain_db = _write_normalized(blocks, writer, len(group.channels))
+                gain_db = write_normalized(blocks, writer, len(group.channels))
                 reporter.note(f"{output}: normalised by {gain_db:+.1f} dB to a peak of {NORMALIZE_PEAK_DBFS:g} dBFS")
             else:
                 for block in blocks:
@@ -178,25 +179,3 @@ def write_audio(batches: Iterator[Batch], output: str, device: str, normalize: b
                           f"decode it with --gain -{writer.reduction_to_fit_db()}")
         seconds += group.duration if one_shot is None else one_shot
     return seconds
-
-
-NORMALIZE_PEAK_DBFS = -1.0
-_SPILL_FRAMES = 1 << 16
-
-
-def _write_normalized(blocks: Iterator[np.ndarray], writer, channels: int) -> float:
-    """Two passes in bounded memory: the decoded samples go to an unnamed temporary file (float32,
-    about 690 MB for an hour of mono) while the peak is found, then come back scaled."""
-    import tempfile
-
-    peak = 0.0
-    with tempfile.TemporaryFile() as spill:
-        for block in blocks:
-            block = np.asarray(block, np.float32)
-            peak = max(peak, float(np.abs(block).max(initial=0.0)))
-            spill.write(block.tobytes())
-        gain = 10 ** (NORMALIZE_PEAK_DBFS / 20) / peak if peak > 0 else 1.0
-        spill.seek(0)
-        while chunk := spill.read(_SPILL_FRAMES * channels * 4):
-            writer.write(np.frombuffer(chunk, np.float32).reshape(-1, channels) * gain)
-    return 20 * np.log10(gain)
