@@ -5,11 +5,11 @@ query worded the way the captions were ("rain", "explosion", "footsteps on wood"
 clips are; a query worded otherwise ("a rainstorm", "something blowing up") lands somewhere in
 the text space that no clip was ever pulled toward. For every caption of its training data heard
 in at least two clips, the embedder ships a table: the caption's sentence vector and its "sound",
-the unit mean of the audio vectors of the clips it captions (soundtok_cli/train/embed_prototypes.py). A
-query that is not already (nearly) a trained caption is moved halfway to the sound of the caption
+the unit mean of the audio vectors of the clips it captions (train/embed_prototypes.py). A query
+that is not already (nearly) a trained caption is moved halfway to the sound of the caption
 closest to it in meaning. On the retrieval benchmark (`python -m bench.retrieval`, 1,454 unseen
-clips) this raised paraphrase queries from Hit@1 0.35 / Hit@10 0.67 / mAP 0.33 to about 0.56 /
-0.77 / 0.41 and left class words as they were (0.79 Hit@10); the card has the table.
+clips) this raised paraphrase queries from Hit@1 0.35 / Hit@10 0.67 / mAP 0.33 to 0.54 / 0.73 /
+0.40 and left class words at Hit@10 0.79; the model card has the table.
 
 Numpy only (no torch): it runs on the path of every `soundtok search`.
 """

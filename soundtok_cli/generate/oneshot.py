@@ -3,11 +3,11 @@
 Why: the token model makes a sound that goes on; asked for "a heavy door slams" it often starts
 with a stretch of room tone or silence and puts the slam somewhere in the first second, which a
 sampler or an editor then has to trim by hand (4 takes of it at 3 s: lead-ins of 0 to 0.2 s and
-a slam anywhere). With --one-shot the generation runs SEARCH_SECONDS longer than asked, the
-take starts just before the loudest moment (20 ms) of its first SEARCH_SECONDS + ATTACK_SECONDS
-(walked back to where it rose out of what came before), runs for the duration asked and fades out over
-its last FADE_SECONDS; a PRE_ROLL_SECONDS fade-in before the onset keeps the attack whole and
-the cut silent.
+a slam anywhere). With --one-shot the generation runs SEARCH_SECONDS longer than asked; the
+take starts just before the loudest moment (20 ms) of its first SEARCH_SECONDS + ATTACK_SECONDS,
+walked back to where it rose out of what came before, runs for the duration asked and fades out
+over its last FADE_SECONDS; a PRE_ROLL_SECONDS fade-in before the onset keeps the attack whole
+and the cut silent.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PRE_ROLL_SECONDS = 0.005
 FADE_SECONDS = 0.05
 HOP_SECONDS = 0.0025    # envelope resolution
 PEAK_HOPS = 8           # the loudest moment is the loudest 20 ms
-MAX_SECONDS = 60.0       # a one-shot is decoded and cut in memory
+MAX_SECONDS = 60.0      # a one-shot is decoded and cut in memory
 DEFAULT_SECONDS = 3.0
 
 
