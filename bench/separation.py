@@ -352,13 +352,12 @@ def suppressed(mix: np.ndarray) -> np.ndarray:
     import torch
 
     from soundtok_cli.separate.model import HOP, N_FFT
-    from soundtok_cli.separate.speech import noise_power, wiener_gain
+    from soundtok_cli.separate.speech import suppressor_gain
 
     window = torch.hann_window(N_FFT)
     spec = torch.stft(torch.from_numpy(mix.astype(np.float32)), N_FFT, HOP, window=window, center=True,
                       return_complex=True)
-    power = spec.abs().T.numpy().astype(np.float64) ** 2
-    gain = torch.from_numpy(wiener_gain(power, noise_power(power)).T.astype(np.float32))
+    gain = torch.from_numpy(suppressor_gain(spec.abs().T.numpy()).T.astype(np.float32))
     return torch.istft(spec * gain, N_FFT, HOP, window=window, center=True, length=len(mix)).numpy().astype(np.float64)
 
 

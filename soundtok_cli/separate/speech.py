@@ -56,10 +56,14 @@ def wiener_gain(power: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.maximum(gain, GAIN_FLOOR)
 
 
+def suppressor_gain(magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
+    """The noise suppressor's gain for (frames, bins) magnitudes of a mixture."""
+    power = np.asarray(magnitude, np.float64) ** 2
+    return wiener_gain(power, noise_power(power, frame_seconds))
+
+
 def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
     """The mask for keeping speech: the network's (frames, bins) mask averaged with the noise
     suppressor's gain computed from the mixture's (frames, bins) magnitudes (frames of the signal
     only: zeros around it would pass for a noise floor of nothing)."""
-    power = np.asarray(magnitude, np.float64) ** 2
-    gain = wiener_gain(power, noise_power(power, frame_seconds))
-    return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * gain
+    return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * suppressor_gain(magnitude, frame_seconds)
