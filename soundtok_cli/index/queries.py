@@ -47,8 +47,8 @@ def text_query_vector(text: str, embedder: dict[str, Any], index_path: str, as_t
     if not as_typed:
         from soundtok_cli.embed.prototypes import for_embedder
 
-        table = for_embedder(embedder)
-        if table is not None and table.text.shape[1] == len(vector):
+        table = for_embedder(embedder)  # made for these very weights: the same dimension
+        if table is not None:
             return TextQuery(*table.pull(vector))
     return TextQuery(vector, None)
 
