@@ -32,7 +32,7 @@ class NeuralCodec:
 
     def encode_segment(self, segment: np.ndarray, context: int, levels: int) -> np.ndarray:
         """Samples for frames [a-context-1, b+context+1) -> codes (b-a, levels) uint16."""
-        return self._encode_padded(segment[None], context, BLOCK_FRAMES, levels)[0]
+        return self._encode_padded(to_tensor(segment[None], self.device), context, BLOCK_FRAMES, levels)[0]
 
     def encode_clips(self, clips: np.ndarray, levels: int) -> np.ndarray:
         """(N, S) clips of equal length at the codec's rate -> (N, ceil(S / hop), levels) uint16
@@ -41,15 +41,16 @@ class NeuralCodec:
         hop, context = self.config.hop, self.config.encoder_context()
         frames = -(-clips.shape[1] // hop)
         margin = (context + 1) * hop
-        padded = np.zeros((len(clips), frames * hop + 2 * margin), np.float32)
-        padded[:, margin : margin + clips.shape[1]] = clips
+        # padded on the device: a padded copy on the host cost a third of the batch's time on a GPU
+        samples = to_tensor(np.asarray(clips, np.float32), self.device)
+        padded = torch.nn.functional.pad(samples, (margin, frames * hop - clips.shape[1] + margin))
         return self._encode_padded(padded, context, frames, levels)
 
     @torch.inference_mode()
-    def _encode_padded(self, samples: np.ndarray, context: int, frames: int, levels: int) -> np.ndarray:
-        """(B, S) samples for `frames` frames with `context` frames (and one for the STFT window)
-        of input each side -> (B, frames, levels) uint16 codes."""
-        latent = self.model.encoder(to_tensor(samples, self.device))
+    def _encode_padded(self, samples: torch.Tensor, context: int, frames: int, levels: int) -> np.ndarray:
+        """(B, S) samples on the device for `frames` frames with `context` frames (and one for the
+        STFT window) of input each side -> (B, frames, levels) uint16 codes."""
+        latent = self.model.encoder(samples)
         codes = self.model.quantizer.encode(latent[:, :, context : context + frames], levels)
         return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
 
