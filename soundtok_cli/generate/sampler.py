@@ -79,8 +79,8 @@ class TokenGenerator:
         made = 0
         pending: list[np.ndarray] = []
         while made < frames:
-            tokens = self._sample_frame(hidden, rows, guided, guidance, temperature, top_k, guards, generator)
-            pending.append(tokens.cpu().numpy().astype(np.uint16))
+            tokens, on_host = self._sample_frame(hidden, rows, guided, guidance, temperature, top_k, guards, generator)
+            pending.append(on_host.numpy().astype(np.uint16))
             made += 1
             if len(pending) == chunk_frames or made == frames:
                 yield np.stack(pending, axis=1)
@@ -91,9 +91,11 @@ class TokenGenerator:
         if stats is not None:
             stats["no_repeat_interventions"] = sum(g.interventions for g in guards)
 
-    def _sample_frame(self, hidden, rows, guided, guidance, temperature, top_k, guards, generator) -> torch.Tensor:
-        """One frame's tokens, level by level: one draw of uniforms per frame and inverse-CDF
-        sampling over the top k (torch.multinomial alone cost 83 us a call here)."""
+    def _sample_frame(self, hidden, rows, guided, guidance, temperature, top_k, guards,
+                      generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One frame's (rows, levels) tokens on the device and a copy on the host, level by level:
+        one draw of uniforms per frame and inverse-CDF sampling over the top k (torch.multinomial
+        alone cost 83 us a call here). One copy to the host per frame: on a GPU each is a wait."""
         uniforms = torch.rand(rows, self.levels, generator=generator, device=hidden.device)
         first = self.frame.first_layers(hidden)
         grouped = first.view(-1, rows, first.shape[-1])   # (2 under guidance: conditioned, null; rows; ...)
@@ -118,6 +120,8 @@ class TokenGenerator:
             chosen.append(tokens)
             if level + 1 < self.levels:
                 self.frame.add_token(grouped, level, tokens)
-        for guard, token in zip(guards, chosen[0].tolist()):
+        tokens = torch.stack(chosen, dim=1)
+        on_host = tokens.cpu()
+        for guard, token in zip(guards, on_host[:, 0].tolist()):
             guard.push(token)
-        return torch.stack(chosen, dim=1)
+        return tokens, on_host
