@@ -1,7 +1,8 @@
 """Generation: never a loop, fidelity to the prompt, and speed — the goals of `soundtok generate`.
 
     python -m bench.generate [--minutes 10] [--tokens-cache checkpoints/retrieval-tokens.npz]
-                             [--threads N] [--device auto|cpu|cuda] [--json bench/results/generate.json]
+                             [--threads N] [--rows 1,4,16] [--device auto|cpu|cuda]
+                             [--json bench/results/generate.json]
 
 Never a loop: for a few prompts, `--minutes` of tokens (default 10) from the generator as shipped
 (no-repeat rule on), from the same model and seed with the rule off, and a plain loop of real
@@ -24,7 +25,7 @@ One-shots: for a few one-shot prompts, 2 s takes as `generate -d 2s` makes them 
 `generate --one-shot -d 2s` cuts them (the same tokens): how long until the sound arrives, how loud
 the first and last 10 ms are next to the loudest.
 
-Speed: frames made per second as x real time (75 frames = 1 s), for 1, 4 and 16 rows at once, with
+Speed: frames made per second as x real time (75 frames = 1 s), for 1, 4 and 16 rows at once (`--rows`), with
 guidance (the default, 5.0) and without (1.0); and one item end to end (generate, then decode to
 48 kHz audio with the codec).
 """
@@ -465,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-seconds", type=float, default=5.0, help="length of each generated clip (fidelity)")
     parser.add_argument("--speed-seconds", type=float, default=10.0, help="audio per row in each speed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per speed case; the best counts")
+    parser.add_argument("--rows", default=",".join(map(str, SPEED_ROWS)),
+                        help="rows generated at once in the speed cases, comma-separated (takes, or prompts)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--parts", default=",".join(PARTS), help="which measurements, comma-separated")
     parser.add_argument("--checkpoint", help="score a trainer checkpoint (checkpoints/generate/latest.pt) "
@@ -481,6 +484,12 @@ def main(argv: list[str] | None = None) -> int:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     if not parts or set(parts) - set(PARTS):
         parser.error(f"--parts takes {', '.join(PARTS)}")
+    try:
+        rows = [int(r) for r in args.rows.split(",")]
+    except ValueError:
+        rows = []
+    if not rows or min(rows) < 1:
+        parser.error("--rows takes positive whole numbers, comma-separated (e.g. 1,4,16)")
     if args.minutes <= 0 or args.samples < 1 or args.clip_seconds <= 0 or args.speed_seconds <= 0 \
             or args.repeats < 1 or args.threads < 1:
         parser.error("--minutes, --samples, --clip-seconds, --speed-seconds, --repeats and --threads must be positive")
@@ -538,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                                            args.seed, log)
     if "speed" in parts:
         result["speed"] = bench_speed(generator, codec, prompt_vectors[0], args.speed_seconds, args.repeats,
-                                      SPEED_ROWS, log)
+                                      rows, log)
     result["environment"] = {"python": platform.python_version(), "torch": torch.__version__,
                              "cpu_count": os.cpu_count(), "processor": cpu_name(),
                              "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
