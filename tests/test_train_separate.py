@@ -66,3 +66,46 @@ def test_colour_changes_the_balance_not_the_length():
         spectrum = np.abs(np.fft.rfft(y))
         ratios.append(20 * np.log10(spectrum[10000] / spectrum[100]))  # 1 Hz bins
     assert max(ratios) - min(ratios) > 10  # the low/high balance varies from draw to draw
+
+
+class _CountingSampler:
+    """Stands in for MixtureSampler: each batch is filled with its generator's next draw."""
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def reseeded(self, seed: int) -> "_CountingSampler":
+        return _CountingSampler(seed)
+
+    def batch(self, size: int, n: int):
+        value = np.float32(self.rng.random())
+        return np.full((size, n), value, np.float32), np.zeros((size, n), np.float32), np.ones((size, 384), np.float32)
+
+
+def test_mixtures_come_from_worker_processes_each_with_its_own_draws():
+    from soundtok_cli.train.separate import batches
+
+    stream = batches(_CountingSampler(), 3, 10, workers=2, seed=5)
+    made = [next(stream) for _ in range(4)]
+    assert all(m.shape == (3, 10) and t.shape == (3, 10) and q.shape == (3, 384) for m, t, q in made)
+    firsts = [float(m[0, 0]) for m, _, _ in made]
+    assert len(set(firsts)) == 4   # two workers, two generators: no batch repeats another
+    again = batches(_CountingSampler(), 3, 10, workers=2, seed=5)
+    assert [float(next(again)[0][0, 0]) for _ in range(4)] == firsts   # the seed fixes the stream
+    here = batches(_CountingSampler(7), 2, 5, workers=0, seed=5)
+    assert next(here)[0].shape == (2, 5)
+
+
+def test_training_can_start_from_the_shipped_weights():
+    from safetensors.torch import load_file
+
+    from soundtok_cli.models.registry import find
+    from soundtok_cli.separate.model import SeparatorConfig
+    from soundtok_cli.train.separate import initial_weights
+
+    path = find("soundtok-separate").path()
+    model = SeparatorNet(SeparatorConfig())
+    initial_weights(model, path)
+    shipped = load_file(path)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, shipped[name].float()), name
