@@ -73,6 +73,7 @@ def separate(
     fmt: Annotated[str, typer.Option("--format", "-f", help="Report format on stdout: text (notes on stderr) or json (JSON Lines).")] = "text",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also say where each file was written.")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda, for the separation model and the codec of token stores.")] = "auto",
 ) -> None:
     """Keep or remove a sound by describing it, split stems, or remove hum, clicks or hiss."""
     from soundtok_cli.console import Reporter
@@ -99,6 +100,8 @@ def separate(
                          "'speech,music', or --remove hum,clicks,hiss", "--keep")
     if fmt not in ("text", "json"):
         raise UsageError(f"unknown format '{fmt}' (text, json)", "--format")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
     if not 0.0 <= strength <= 2.0:
         raise UsageError("must be between 0 and 2", "--strength")
 
@@ -152,7 +155,7 @@ def separate(
     if "-" in (output, residual):
         refuse_binary_to_terminal("token stream" if tokens_out else "audio")
 
-    separation, described = load_separation(keeps, removals, parts, reporter)
+    separation, described = load_separation(keeps, removals, parts, reporter, device)
     sources = []
     for entry in expanded:
         if isinstance(entry, InputError):
@@ -160,7 +163,7 @@ def separate(
         else:
             sources.append(entry)
     plan = Plan(things, strength, separation, described, output, residual, parts, tokens_out, out_format, res_format,
-                json_reports=fmt == "json")
+                json_reports=fmt == "json", device=device)
     job = SeparateJob(plan, reporter)
     started = time.monotonic()
     job.run(sources)

@@ -118,6 +118,18 @@ def test_keep_by_description_writes_what_is_kept_and_the_rest(files, tmp_path):
     assert 0 < np.sqrt(np.mean(kept ** 2)) < np.sqrt(np.mean(x ** 2)) * 1.05
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_without_a_gpu_is_one_clear_line(files, tmp_path):
+    one_line_error(run(files / "hum3.wav", "--keep", "speech", "--device", "cuda", "-o", tmp_path / "a.wav"), 2,
+                   "--device", "no CUDA device")
+
+
+def test_keep_on_the_cpu_when_asked(files, tmp_path):
+    result = run(files / "hum3.wav", "--keep", "speech", "--device", "cpu", "-o", tmp_path / "voice.wav")
+    assert result.returncode == 0, result.stderr.decode()
+    assert sf.info(tmp_path / "voice.wav").frames == sf.info(files / "hum3.wav").frames
+
+
 def test_remove_by_description_after_hum(files, tmp_path):
     result = run(files / "hum44.flac", "--remove", "hum,crowd chatter", "-o", tmp_path / "out.wav")
     assert result.returncode == 0, result.stderr.decode()
@@ -163,6 +175,8 @@ def test_bad_inputs(files, tmp_path):
     one_line_error(run(files / "hum3.wav", files / "clean3.wav", "--remove", "hum", "-o", tmp_path / "one.wav"), 2, "template")
     one_line_error(run(files / "hum3.wav", "--remove", "hum", "-o", tmp_path / "a.mp4"), 2, ".wav, .flac or .ogg")
     one_line_error(run(files / "hum3.wav", "--remove", "hiss", "--strength", "5", "-o", tmp_path / "a.wav"), 2, "--strength")
+    one_line_error(run(files / "hum3.wav", "--remove", "hum", "--device", "tpu", "-o", tmp_path / "a.wav"), 2,
+                   "--device", "unknown device 'tpu'")
     # one bad input among good ones: the rest are written, exit status 1
     result = run(files / "hum3.wav", files / "notes.wav", "--remove", "hum", "-q", "-o", tmp_path / "b/{stem}.wav")
     assert result.returncode == 1
