@@ -29,7 +29,6 @@ SEGMENT_SECONDS = 3.0
 
 def si_sdr(estimate, target, eps: float = 1e-8):
     """Per-row SI-SDR in dB of (batch, samples) tensors."""
-
     scale = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + eps)
     projection = scale * target
     noise = estimate - projection
@@ -38,7 +37,6 @@ def si_sdr(estimate, target, eps: float = 1e-8):
 
 def separation_loss(estimate, target, estimate_spec, target_spec, mixture_spec):
     """(loss, mean SI-SDR over rows whose target is not silent)."""
-
     # compressed magnitudes relative to the target's scale (the mixture's where the target is
     # silence): the same weight at every level
     compress = lambda s: (s.abs() + 1e-8).pow(0.3)
@@ -93,7 +91,6 @@ def initial_weights(model, path: str) -> None:
 
 def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
           threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None) -> None:
-
     from soundtok_cli.models.registry import pick_device
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, apply, stft
     from soundtok_cli.threads import configure_torch_threads
