@@ -1,7 +1,7 @@
 # soundtok: install, demo, test, bench, man pages, training.
 #
 #   make demo          a fresh machine: venv, install, encode/decode a small demo library
-#   make test          the fast test suite (make test-slow: the long checks)
+#   make test          the fast test suite (make test-slow: the long checks; make test-gpu: CUDA checks)
 #   make man           regenerate man/ from the CLI (tests fail while man/ is stale)
 #   make completion    shell completion scripts in completions/
 #   make corpus        build (or extend) the training corpus in corpus/
@@ -38,7 +38,7 @@ DEMO ?= demo
 DEBIAN_TOOLS := sox:sox ffmpeg:ffmpeg opusenc:opus-tools espeak-ng:espeak-ng fluidsynth:fluidsynth \
 	/usr/share/sounds/sf2/FluidR3_GM.sf2:fluid-soundfont-gm /usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa:libmysofa1
 
-.PHONY: help install install-bench debian-tools demo test test-slow bench man corpus train-codec train-embed train-generate train-separate \
+.PHONY: help install install-bench debian-tools demo test test-slow test-gpu bench man corpus train-codec train-embed train-generate train-separate \
 	completion clean-demo
 
 help:
@@ -153,6 +153,11 @@ test: install
 
 test-slow: install
 	$(BIN)/pytest -q -m slow
+
+# The GPU agrees with the CPU (tokens, audio, embeddings, separation) and generation repeats with
+# its seed there; skipped where there is no CUDA (CI has none).
+test-gpu: install
+	$(BIN)/pytest -q -rs tests/test_cuda.py
 
 # ---------------------------------------------------------------------------------------------
 # Documentation and shell completion
