@@ -4,8 +4,9 @@ Skipped without CUDA (CI has none); on a GPU machine: `pytest tests/test_cuda.py
 the embedder run the same float32 arithmetic on both devices (cuDNN may pick other convolution
 algorithms, so a code that sits on a boundary can flip); the generator and the separator run int8
 layers on the CPU (faster there) and float32 on the GPU, so those are compared with what int8
-allows, and the generator's promise (same seed, same tokens) is checked on the GPU itself. None of
-this needs the text tower: the conditions are the separator's own concept vectors.
+allows, and the generator's promise (same seed, same tokens) is checked on the GPU itself. Only the
+last test (the `separate` command) needs the text tower; the others are conditioned on the
+separator's own concept vectors.
 """
 
 import numpy as np
@@ -110,3 +111,23 @@ def test_gpu_separation_sounds_like_the_cpu_separation(separators):
     agreement = si_sdr(kept[0], kept[1])
     print(f"separation agreement (SI-SDR of GPU against CPU int8): {agreement:.1f} dB")
     assert kept[0].shape == kept[1].shape and agreement > 20
+
+
+def test_separate_command_on_the_gpu_keeps_what_the_cpu_keeps(tmp_path):
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    source = tmp_path / "mix.wav"
+    sf.write(source, rain_and_birds(4.0), RATE, subtype="FLOAT")
+    kept = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.wav"
+        result = subprocess.run([sys.executable, "-m", "soundtok_cli.app", "separate", str(source), "--keep", "rain",
+                                 "--device", device, "-o", str(out)], capture_output=True, timeout=300)
+        assert result.returncode == 0, result.stderr.decode()
+        kept[device] = sf.read(out, dtype="float32")[0]
+    agreement = si_sdr(kept["cpu"], kept["cuda"])
+    print(f"soundtok separate --keep rain, GPU against CPU: {agreement:.1f} dB")
+    assert kept["cpu"].shape == kept["cuda"].shape and agreement > 20
