@@ -224,14 +224,14 @@ def sample_batch(examples: Examples, rng: np.random.Generator, size: int):
     return pooled, torch.from_numpy(lengths), torch.from_numpy(examples.text[ids]), torch.from_numpy(ids)
 
 
-def validate(model, held: Examples) -> dict:
+def validate(model, held: Examples, device: str = "cpu") -> dict:
     """Caption -> audio retrieval over the held-out shard: for each distinct caption, is one of its
     examples among the 10 nearest (R@10), and the median rank of its best example."""
     import torch
 
     with torch.no_grad():
-        audio = torch.cat([model(held.inputs[8][i : i + 256].to(torch.float32),
-                                 torch.from_numpy(held.lengths[i : i + 256]))
+        audio = torch.cat([model(held.inputs[8][i : i + 256].to(device, torch.float32),
+                                 torch.from_numpy(held.lengths[i : i + 256]).to(device)).cpu()
                            for i in range(0, len(held.lengths), 256)]).numpy()
     scores = held.text @ audio.T  # (captions, examples)
     order = np.argsort(-scores, axis=1)
@@ -241,25 +241,32 @@ def validate(model, held: Examples) -> dict:
             "median_rank": float(np.median(best + 1)), "captions": len(held.unique)}
 
 
-def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, holdout: str) -> None:
+def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, holdout: str,
+          device: str = "cpu") -> None:
+    import copy
+
     import torch
 
     from soundtok_cli.embed.model import AudioTower, TowerConfig
-    from soundtok_cli.models.registry import load_codec
+    from soundtok_cli.models.registry import load_codec, pick_device
 
+    device = pick_device(device)
     os.makedirs(checkpoints, exist_ok=True)
     model = AudioTower(TowerConfig())
     model.code_vectors.copy_(code_vectors(load_codec(device="cpu"), model.config.max_levels))
-    examples = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), model)
+    pooler = copy.deepcopy(model)  # the examples are pooled on the CPU (frozen code vectors), whatever the device
+    examples = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), pooler)
     examples.refresh(holdout)
-    held = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), model)
+    held = Examples(data_dir, os.path.join(checkpoints, "captions.npz"), pooler)
     held.refresh(holdout=None, only=holdout)
-    log_scale = torch.nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+    model.to(device)
+    print(f"training on {device}", flush=True)
+    log_scale = torch.nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32, device=device))
     optimizer = torch.optim.AdamW(list(model.parameters()) + [log_scale], lr=lr, weight_decay=0.01)
     latest = os.path.join(checkpoints, "latest.pt")
     step = 0
     if os.path.exists(latest):
-        state = torch.load(latest, map_location="cpu", weights_only=True)
+        state = torch.load(latest, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         log_scale.data.fill_(float(state["log_scale"]))
@@ -272,7 +279,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
         for group in optimizer.param_groups:
             warm = min(1.0, (step + 1) / 200)
             group["lr"] = float(lr * warm * 0.5 * (1 + np.cos(np.pi * min(1.0, step / steps))))
-        pooled, lengths, text, ids = sample_batch(examples, rng, batch)
+        pooled, lengths, text, ids = (t.to(device) for t in sample_batch(examples, rng, batch))
         loss = contrastive_loss(model(pooled, lengths), text, ids, log_scale.exp().clamp(max=100))
         optimizer.zero_grad()
         loss.backward()
@@ -281,7 +288,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
         step += 1
         if step % 250 == 0 or step == steps:
             model.eval()
-            print(f"step {step} validation {validate(model, held)}", flush=True)
+            print(f"step {step} validation {validate(model, held, device)}", flush=True)
             model.train()
         if step % 50 == 0 or step == steps:
             print(f"step {step} loss {np.mean(losses):.3f} scale {log_scale.exp().item():.1f} "
@@ -289,7 +296,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
             losses, started = [], time.time()
             tmp = latest + ".tmp"
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "log_scale": float(log_scale), "step": step}, tmp)
+                        "log_scale": float(log_scale.detach()), "step": step}, tmp)
             os.replace(tmp, latest)
 
 
@@ -333,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--holdout", default="shard-0000.npz", help="shard kept out to measure retrieval")
     t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     e = sub.add_parser("export", help="write the shipped weights from the latest checkpoint")
     e.add_argument("--checkpoints", default="checkpoints/embed")
     e.add_argument("--out", default="soundtok_cli/models/soundtok-embed-v1.safetensors")
@@ -350,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "build":
         build(args.corpus, args.out, args.passes)
     elif args.step == "train":
-        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout)
+        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout, args.device)
     elif args.step == "export":
         export(args.checkpoints, args.out)
     else:
