@@ -73,16 +73,18 @@ class Sequences:
     """The built token sequences, split into training and validation, with their conditions:
     batches as the trainer (and `bench.generate_pattern`) draws them."""
 
-    def __init__(self, data_dir: str, checkpoints: str, levels: int):
+    def __init__(self, data_dir: str, checkpoints: str, levels: int, device: str = "cpu"):
         import torch
 
         from soundtok_cli.train.embed import sentence_vectors
 
+        self.device = device  # where batches and conditions are made (the model's device)
+
         self.codes, self.frames, captions = load_sequences(data_dir, levels)
         os.makedirs(checkpoints, exist_ok=True)
         self.texts, self.choices = caption_choices(captions)
-        self.text_vectors = torch.from_numpy(sentence_vectors(self.texts, os.path.join(checkpoints, "captions.npz")))
-        self.sound_vectors = torch.from_numpy(audio_vectors(data_dir))
+        self.text_vectors = torch.from_numpy(sentence_vectors(self.texts, os.path.join(checkpoints, "captions.npz"))).to(device)
+        self.sound_vectors = torch.from_numpy(audio_vectors(data_dir)).to(device)
         order = np.random.default_rng(0).permutation(len(self.codes))
         n_valid = max(32, int(len(self.codes) * VALID_SHARE))
         self.valid, self.training = order[:n_valid], order[n_valid:]
@@ -122,7 +124,7 @@ class Sequences:
             take = min(length, n - start)
             x[row, :take] = self.codes[i, start : start + take]
             mask[row, :take] = True
-        return torch.from_numpy(x), torch.from_numpy(mask)
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def validation_levels(self, model, batch: int, seq_frames: int) -> list[float]:
         """Mean cross-entropy per level (nats) over the validation sequences, each conditioned on
@@ -139,7 +141,7 @@ class Sequences:
                 index = self.valid[lo : lo + batch]
                 x, mask = self.batch(index, pick, seq_frames)
                 cond = torch.stack([self.text_vectors[self.choices[i][0]] for i in index])
-                totals += lm_loss(model(x, cond), x, mask)[1] * len(index)
+                totals += lm_loss(model(x, cond), x, mask)[1].cpu() * len(index)
         model.train()
         return (totals / len(self.valid)).tolist()
 
@@ -171,23 +173,25 @@ def train_step(model, optimizer, data: Sequences, rng: np.random.Generator, lr: 
 
 
 def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, seq_frames: int,
-          threads: int = 0) -> None:
+          threads: int = 0, device: str = "cpu") -> None:
     import torch
 
     from soundtok_cli.generate.model import LMConfig, TokenLM
+    from soundtok_cli.models.registry import pick_device
     from soundtok_cli.threads import configure_torch_threads
 
     configure_torch_threads(threads=threads)
+    device = pick_device(device)
     config = LMConfig()
-    data = Sequences(data_dir, checkpoints, config.levels)
-    print(data.describe(), flush=True)
+    data = Sequences(data_dir, checkpoints, config.levels, device)
+    print(data.describe() + f"; training on {device}", flush=True)
 
-    model = TokenLM(config)
+    model = TokenLM(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     latest = os.path.join(checkpoints, "latest.pt")
     step = 0
     if os.path.exists(latest):
-        state = torch.load(latest, map_location="cpu", weights_only=True)
+        state = torch.load(latest, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -249,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--seq-frames", type=int, default=600)
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: every core)")
+    t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     e = sub.add_parser("export")
     e.add_argument("--checkpoints", default="checkpoints/generate")
     e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-generate-v2.safetensors"))
@@ -258,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
 
         build(args.corpus, args.out)
     elif args.step == "train":
-        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.seq_frames, args.threads)
+        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.seq_frames, args.threads, args.device)
     else:
         export(args.checkpoints, os.path.normpath(args.out))
 
