@@ -79,11 +79,11 @@ class Sequences:
         from soundtok_cli.train.embed import sentence_vectors
 
         self.device = device  # where batches and conditions are made (the model's device)
-
         self.codes, self.frames, captions = load_sequences(data_dir, levels)
         os.makedirs(checkpoints, exist_ok=True)
         self.texts, self.choices = caption_choices(captions)
-        self.text_vectors = torch.from_numpy(sentence_vectors(self.texts, os.path.join(checkpoints, "captions.npz"))).to(device)
+        text_vectors = sentence_vectors(self.texts, os.path.join(checkpoints, "captions.npz"))
+        self.text_vectors = torch.from_numpy(text_vectors).to(device)
         self.sound_vectors = torch.from_numpy(audio_vectors(data_dir)).to(device)
         order = np.random.default_rng(0).permutation(len(self.codes))
         n_valid = max(32, int(len(self.codes) * VALID_SHARE))
