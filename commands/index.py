@@ -67,6 +67,7 @@ def index(
     import sys
 
     from soundtok_cli.console import Reporter
+    from soundtok_cli.devices import check_device
     from soundtok_cli.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, InputError, UsageError
     from soundtok_cli.index.location import default_index_path
     from soundtok_cli.index.update import IndexWriter
@@ -75,8 +76,7 @@ def index(
     reporter = Reporter("index", quiet=quiet, verbose=verbose)
     if wait < 0:
         raise UsageError("must be 0 or more seconds", "--wait")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
+    check_device(device)
     path = output or default_index_path()
     read_stdin = bool(stores) or not prune  # --prune alone reads no input
     read = 0

@@ -66,6 +66,7 @@ def search(
     import time
 
     from soundtok_cli.console import Reporter
+    from soundtok_cli.devices import check_device
     from soundtok_cli.errors import EXIT_USAGE, SoundtokError, UsageError
     from soundtok_cli.index.location import default_index_path
     from soundtok_cli.index.queries import like_query_vector, text_query_vector
@@ -83,8 +84,7 @@ def search(
             raise UsageError("--as-typed is about the words of a QUERY; --like searches by an example", "--as-typed")
         if k < 1:
             raise UsageError("must be at least 1", "-k")
-        if device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
+        check_device(device)
         fmt = output_format.value if output_format else ("table" if sys.stdout.isatty() else "tsv")
         path = index_path or default_index_path()
         reader = IndexReader(path)

@@ -77,6 +77,7 @@ def separate(
 ) -> None:
     """Keep or remove a sound by describing it, split stems, or remove hum, clicks or hiss."""
     from soundtok_cli.console import Reporter
+    from soundtok_cli.devices import check_device
     from soundtok_cli.io.inputs import refuse_binary_to_terminal, is_terminal_stdout
     from soundtok_cli.io.audio import output_format
     from soundtok_cli.progress import format_speed
@@ -100,8 +101,7 @@ def separate(
                          "'speech,music', or --remove hum,clicks,hiss", "--keep")
     if fmt not in ("text", "json"):
         raise UsageError(f"unknown format '{fmt}' (text, json)", "--format")
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
+    check_device(device)
     if not 0.0 <= strength <= 2.0:
         raise UsageError("must be between 0 and 2", "--strength")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from soundtok_cli.devices import check_device
 from soundtok_cli.errors import UsageError
 
 EXACT_MAX_SEGMENTS = 50_000
@@ -58,8 +59,7 @@ def load_faiss(threads: int | None = None) -> Any:
 def use_gpu(faiss: Any, device: str) -> bool:
     """Whether to put FAISS work on the GPU: ``auto`` when FAISS sees one (the faiss GPU build,
     `pip install soundtok[gpu]`, and a CUDA device), ``cuda`` insists, ``cpu`` never."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
+    check_device(device)
     if device == "cpu":
         return False
     gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 
+from soundtok_cli.devices import check_device
 from soundtok_cli.errors import UsageError
 
 
@@ -73,14 +74,13 @@ def sha256(path: str) -> str:
 
 
 def pick_device(device: str) -> str:
+    check_device(device)
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("CUDA was asked for but no CUDA device is available", "--device")
-    if device not in ("cpu", "cuda"):
-        raise UsageError(f"unknown device '{device}' (auto, cpu or cuda)", "--device")
     return device
 
 
