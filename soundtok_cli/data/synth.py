@@ -730,12 +730,248 @@ def chord(rng: np.random.Generator, sample_rate: int, duration: float) -> Sound:
     return _finish(out, sample_rate, cap, 0.01)
 
 
+def _bands(x: np.ndarray, sample_rate: int, edges) -> list[np.ndarray]:
+    """x split into adjacent bands at `edges` (Hz): a cheap time-varying filter is a sum of these
+    bands under different envelopes."""
+    cuts = [None, *edges, None]
+    return [_filter(x, sample_rate, lo=lo, hi=hi, order=2) for lo, hi in zip(cuts[:-1], cuts[1:])]
+
+
+def explosion(rng: np.random.Generator, sample_rate: int, duration: float, size: str | None = None) -> Sound:
+    """A blast: a broadband crack whose high end dies first (the low-pass closing), a sub-bass
+    thump, a rumbling tail and, sometimes, debris falling."""
+    n = _n(sample_rate, duration)
+    size = size or rng.choice(["small", "large", "plain"])
+    out = np.zeros(n)
+    start = int(rng.uniform(0.0, 0.15) * n)
+    length = n - start
+    t = _t(length, sample_rate)
+    scale = {"small": 0.4, "plain": 1.0, "large": 2.0}[size] * rng.uniform(0.7, 1.4)
+    src = 0.5 * brown(rng, length) + 0.3 * pink(rng, length) + 0.2 * white(rng, length)
+    body = np.zeros(length)
+    # bands from low to high decay ever faster: the sound darkens as it dies away
+    for band, tau in zip(_bands(src, sample_rate, (150, 600, 2500, 8000)), (0.9, 0.5, 0.22, 0.08, 0.03)):
+        env = np.minimum(1.0, t / 0.004) * np.exp(-t / (tau * scale))
+        body += band / (np.abs(band).max() + 1e-9) * env * (1.0 if tau > 0.1 else 0.6)
+    body *= 0.7 + 0.6 * _smooth_random(rng, length, sample_rate, 12)
+    f = rng.uniform(45, 70) * np.exp(-t / 0.25) + 28
+    thump = np.sin(2 * np.pi * np.cumsum(f) / sample_rate) * np.exp(-t / (0.35 * scale))
+    _add(out, body / (np.abs(body).max() + 1e-9) + rng.uniform(0.4, 0.9) * thump, start)
+    debris = size != "small" and rng.random() < 0.5
+    if debris:
+        rate = rng.uniform(15, 60)
+        for _ in range(rng.poisson(rate * max(0.0, duration - 0.3))):
+            at = rng.exponential(0.6 * scale) + 0.15
+            if at * sample_rate >= length:
+                continue
+            cn = int(rng.uniform(0.003, 0.03) * sample_rate)
+            ev = _filter(white(rng, cn), sample_rate, lo=rng.uniform(800, 4000), order=1) * _decay(cn, sample_rate, cn / sample_rate / 4, 0.0)
+            _add(out, ev, start + int(at * sample_rate), 0.25 * rng.random() * np.exp(-at / scale))
+    cap = {"small": "a small explosion", "large": "a large explosion", "plain": "an explosion"}[size]
+    if debris:
+        cap += " with debris falling"
+    return _finish(out, sample_rate, cap, 0.02)
+
+
+def _bubble(rng: np.random.Generator, sample_rate: int, f0: float) -> np.ndarray:
+    """One bubble: a sine whose pitch rises as it decays (Minnaert resonance of a shrinking bubble)."""
+    tau = rng.uniform(0.004, 0.02) * (1000 / f0) ** 0.5
+    bn = max(16, int(6 * tau * sample_rate))
+    tt = _t(bn, sample_rate)
+    f = np.minimum(f0 * (1 + rng.uniform(0.5, 4.0) * tt / (6 * tau)), sample_rate / 2 * 0.45)
+    return np.sin(2 * np.pi * np.cumsum(f) / sample_rate) * np.exp(-tt / tau)
+
+
+def water(rng: np.random.Generator, sample_rate: int, duration: float, mode: str | None = None) -> Sound:
+    """Water made of bubbles (pitched, rising blips) over filtered noise: a flowing stream,
+    bubbling, splashes or drips."""
+    n = _n(sample_rate, duration)
+    mode = mode or rng.choice(["stream", "bubbling", "splashing", "dripping"])
+    out = np.zeros(n)
+    if mode == "stream":
+        bed = _filter(pink(rng, n), sample_rate, lo=rng.uniform(150, 400), hi=rng.uniform(4000, 12000), order=1)
+        out += 0.4 * bed / (np.abs(bed).max() + 1e-9) * (0.8 + 0.4 * _smooth_random(rng, n, sample_rate, 1.5))
+        rate, f_range, gain = rng.uniform(150, 500), (400, 4000), 0.25
+    elif mode == "bubbling":
+        rate, f_range, gain = rng.uniform(8, 40), (150, 1200), 0.8
+    elif mode == "dripping":
+        rate, f_range, gain = 0.0, (800, 3500), 0.9
+        period = rng.uniform(0.25, 1.2)
+        pos = rng.uniform(0, period)
+        while pos < duration:
+            _add(out, _bubble(rng, sample_rate, rng.uniform(*f_range)), int(pos * sample_rate), gain * rng.uniform(0.6, 1.0))
+            pos += period * rng.uniform(0.8, 1.2)
+    else:  # splashing: noisy bursts, each followed by a cloud of bubbles
+        rate, f_range, gain = 0.0, (300, 3000), 0.3
+        for _ in range(int(rng.integers(1, 4))):
+            at = int(rng.uniform(0.0, 0.7) * n)
+            sn = int(rng.uniform(0.15, 0.5) * sample_rate)
+            burst = _filter(white(rng, sn), sample_rate, lo=300, hi=rng.uniform(6000, 14000), order=1)
+            _add(out, burst * _decay(sn, sample_rate, sn / sample_rate / 4, 0.003), at, rng.uniform(0.5, 1.0))
+            for _ in range(int(rng.integers(20, 80))):
+                _add(out, _bubble(rng, sample_rate, rng.uniform(*f_range)),
+                     at + int(rng.exponential(0.12) * sample_rate), gain * rng.random())
+    for _ in range(rng.poisson(rate * duration)):
+        f0 = float(np.exp(rng.uniform(np.log(f_range[0]), np.log(f_range[1]))))
+        _add(out, _bubble(rng, sample_rate, f0), int(rng.integers(0, n)), gain * rng.random() ** 1.5)
+    if mode != "stream":
+        out += 0.01 * _filter(white(rng, n), sample_rate, lo=2000, order=1)
+    cap = {"stream": "flowing water, a stream", "bubbling": "water bubbling",
+           "splashing": "water splashing", "dripping": "water dripping"}[mode]
+    return _finish(out, sample_rate, cap, 0.05)
+
+
+def machinery(rng: np.random.Generator, sample_rate: int, duration: float, mode: str | None = None) -> Sound:
+    """Machines: a motor's rotation and whine under broadband noise, optionally with a working
+    cycle of metallic impacts and air bursts (a press, a conveyor, a pump)."""
+    n = _n(sample_rate, duration)
+    t = _t(n, sample_rate)
+    mode = mode or rng.choice(["humming", "clanking", "whirring", "pumping"])
+    rot = rng.uniform(15, 60)
+    speed = np.ones(n)
+    if mode == "whirring":  # an electric motor spinning up or down
+        ramp = np.clip(t / rng.uniform(0.5, max(0.6, duration)), 0, 1)
+        speed = 0.3 + 0.7 * (ramp if rng.random() < 0.5 else 1 - ramp)
+    phase = 2 * np.pi * np.cumsum(rot * speed) / sample_rate
+    motor = sum(np.sin(h * phase + rng.uniform(0, 2 * np.pi)) / h for h in range(1, 12))
+    whine_h = rng.uniform(8, 40)
+    whine = np.sin(whine_h * phase) + 0.3 * np.sin(2 * whine_h * phase)
+    noise = _filter(pink(rng, n), sample_rate, lo=60, hi=rng.uniform(3000, 9000), order=1)
+    noise *= 0.6 + 0.4 * np.sin(phase) ** 2
+    out = (0.5 * motor / (np.abs(motor).max() + 1e-9) + rng.uniform(0.05, 0.4) * whine
+           + 0.35 * noise / (np.abs(noise).max() + 1e-9))
+    if mode in ("clanking", "pumping"):
+        period = rng.uniform(0.3, 1.2)
+        hit_n = int(0.4 * sample_rate)
+        tt = _t(hit_n, sample_rate)
+        modes = rng.uniform(300, 4000, size=6)
+        clank = _partials(tt, modes, rng.uniform(0.3, 1.0, 6), rng.uniform(0.02, 0.15, 6), sample_rate, rng)
+        thump = np.sin(2 * np.pi * rng.uniform(50, 90) * tt) * np.exp(-tt / 0.06)
+        hiss_n = int(rng.uniform(0.1, 0.3) * sample_rate)
+        hiss = _filter(white(rng, hiss_n), sample_rate, lo=2000, order=1) * np.hanning(hiss_n)
+        offsets = sorted(rng.uniform(0, period, size=int(rng.integers(1, 4))))
+        pos = rng.uniform(0, period)
+        while pos < duration:
+            for k, off in enumerate(offsets):
+                at = int((pos + off) * sample_rate)
+                if mode == "clanking":
+                    _add(out, clank if k % 2 == 0 else thump, at, rng.uniform(0.6, 1.0))
+                else:
+                    _add(out, thump, at, 1.0)
+                    _add(out, hiss, at + int(0.5 * period * sample_rate), 0.4)
+            pos += period
+    cap = {"humming": "machinery humming", "clanking": "an industrial machine clanking",
+           "whirring": "an electric motor whirring", "pumping": "a pump working"}[mode]
+    return _finish(out, sample_rate, cap, 0.05)
+
+
+def scifi(rng: np.random.Generator, sample_rate: int, duration: float, mode: str | None = None) -> Sound:
+    """Science-fiction sounds: laser zaps (falling chirps), an energy hum (detuned sawtooths
+    through a sweeping resonance), a teleport shimmer, a power-up or power-down sweep."""
+    n = _n(sample_rate, duration)
+    t = _t(n, sample_rate)
+    mode = mode or rng.choice(["laser", "energy", "teleport", "power"])
+    out = np.zeros(n)
+    if mode == "laser":
+        zap_s = rng.uniform(0.08, 0.35)
+        f_hi, f_lo = rng.uniform(2000, 8000), rng.uniform(150, 900)
+        shots = int(rng.integers(1, 5))
+        gap = rng.uniform(0.1, 0.5)
+        for k in range(shots):
+            zn = int(zap_s * sample_rate)
+            tt = _t(zn, sample_rate)
+            f = f_lo + (f_hi - f_lo) * np.exp(-tt / (zap_s / rng.uniform(2, 6)))
+            ph = 2 * np.pi * np.cumsum(f) / sample_rate
+            zap = np.sign(np.sin(ph)) * 0.5 + np.sin(ph + 2 * np.sin(3 * ph))
+            _add(out, zap * _decay(zn, sample_rate, zap_s / 2, 0.002), int((0.05 + k * (zap_s + gap)) * sample_rate))
+        out = _filter(out, sample_rate, hi=16000, order=1)
+        cap = "a sci-fi laser shot" if shots == 1 else "sci-fi laser shots"
+    elif mode == "energy":
+        f0 = rng.uniform(40, 160)
+        for det in (-0.01, 0.0, 0.013):
+            out += _wavetable_osc("sawtooth", f0 * (1 + det), n, sample_rate, rng.uniform(0, 1))
+        sweep = np.log2(300) + 4 * _smooth_random(rng, n, sample_rate, rng.uniform(0.3, 2.0))
+        shaped = np.zeros(n)
+        for fc in np.geomspace(200, 8000, 10):
+            shaped += _filter(out, sample_rate, lo=fc / 1.2, hi=fc * 1.2, order=2) * np.exp(-0.5 * ((np.log2(fc) - sweep) / 0.6) ** 2)
+        out = shaped * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(3, 12) * t))
+        cap = "a futuristic energy hum"
+    elif mode == "teleport":
+        for _ in range(int(rng.integers(6, 14))):
+            f0 = rng.uniform(400, 3000)
+            f = f0 * 2 ** (rng.uniform(1, 3) * t / duration)
+            out += np.sin(2 * np.pi * np.cumsum(np.minimum(f, sample_rate * 0.45)) / sample_rate) * rng.uniform(0.2, 1)
+        out *= 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(10, 30) * t)
+        out += 0.3 * _filter(white(rng, n), sample_rate, lo=3000, order=1) * np.sin(np.pi * t / duration)
+        out *= np.sin(np.pi * np.clip(t / duration, 0, 1)) ** 0.5
+        cap = "a sci-fi teleport shimmer"
+    else:
+        up = rng.random() < 0.5
+        u = np.clip(t / rng.uniform(0.5, max(0.6, duration)), 0, 1)
+        f = 80 * 2 ** (rng.uniform(3, 6) * (u if up else 1 - u))
+        ph = 2 * np.pi * np.cumsum(f) / sample_rate
+        out = np.sin(ph) + 0.5 * np.sin(2 * ph + np.sin(0.5 * ph)) + 0.25 * np.sign(np.sin(3 * ph))
+        out *= 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(6, 20) * t)
+        out = _filter(out, sample_rate, hi=12000, order=1)
+        cap = "a sci-fi power-up sweep" if up else "a sci-fi power-down sweep"
+    return _finish(out, sample_rate, cap, 0.01)
+
+
+# vowel formants (Hz) for the crowd's voices
+_VOWELS = ((730, 1090, 2440), (530, 1840, 2480), (270, 2290, 3010), (570, 840, 2410), (300, 870, 2240))
+
+
+def _voice(rng: np.random.Generator, sample_rate: int, n: int, f0: float, syllable_hz: float, shout: bool) -> np.ndarray:
+    """A wordless voice: a glottal-like pulse train through vowel formants, in syllables."""
+    t = _t(n, sample_rate)
+    pitch = f0 * (1 + 0.15 * (_smooth_random(rng, n, sample_rate, syllable_hz / 2) - 0.5))
+    if shout:
+        pitch *= 1.4
+    ph = 2 * np.pi * np.cumsum(pitch) / sample_rate
+    source = sum(np.sin(k * ph) / k for k in range(1, 30) if k * f0 * 1.6 < sample_rate / 2)
+    vowel = _VOWELS[int(rng.integers(len(_VOWELS)))]
+    voiced = _resonate(source, sample_rate, vowel, (8, 12, 15), (1.0, 0.6, 0.3))
+    if shout:
+        env = np.clip(_smooth_random(rng, n, sample_rate, 0.8) * 1.5 - 0.2, 0, 1)
+    else:
+        syllables = np.sin(np.pi * ((t * syllable_hz + rng.uniform(0, 1)) % 1.0)) ** 2
+        env = syllables * (_smooth_random(rng, n, sample_rate, 0.7) > 0.35)
+        env = np.convolve(env, np.ones(480) / 480, mode="same")
+    return voiced * env
+
+
+def crowd(rng: np.random.Generator, sample_rate: int, duration: float, mode: str | None = None) -> Sound:
+    """A crowd of wordless synthetic voices: murmuring, or cheering with applause."""
+    n = _n(sample_rate, duration)
+    mode = mode or rng.choice(["murmuring", "cheering", "applause"])
+    out = np.zeros(n)
+    voices = 0 if mode == "applause" else int(rng.integers(8, 25))
+    for _ in range(voices):
+        f0 = rng.uniform(90, 140) if rng.random() < 0.5 else rng.uniform(170, 260)
+        v = _voice(rng, sample_rate, n, f0, rng.uniform(3, 6), shout=mode == "cheering")
+        out += v / (np.abs(v).max() + 1e-9) * rng.uniform(0.3, 1.0)
+    if mode in ("cheering", "applause"):
+        claps = np.zeros(n)
+        rate = rng.uniform(80, 400)
+        for _ in range(rng.poisson(rate * duration)):
+            cn = int(rng.uniform(0.004, 0.012) * sample_rate)
+            ev = _filter(white(rng, cn), sample_rate, lo=rng.uniform(600, 1500), hi=rng.uniform(4000, 10000), order=1)
+            _add(claps, ev * _decay(cn, sample_rate, cn / sample_rate / 4, 0.0), int(rng.integers(0, n)), rng.uniform(0.3, 1.0))
+        claps *= 0.5 + _smooth_random(rng, n, sample_rate, 0.5)
+        out = out / (np.abs(out).max() + 1e-9) * (0.6 if voices else 0.0) + claps / (np.abs(claps).max() + 1e-9)
+    out += 0.02 * _filter(pink(rng, n), sample_rate, lo=100, hi=6000, order=1)
+    cap = {"murmuring": "a crowd murmuring", "cheering": "a crowd cheering and clapping",
+           "applause": "applause, people clapping"}[mode]
+    return _finish(out, sample_rate, cap, 0.1)
+
+
 GENERATORS: dict[str, Callable[..., Sound]] = {
     "rain": rain, "wind": wind, "thunder": thunder, "surf": surf, "fire": fire,
     "birdsong": birdsong, "engine": engine, "footsteps": footsteps, "door_knock": door_knock,
     "bell": bell, "siren": siren, "hum": hum, "ui_beeps": ui_beeps, "whoosh": whoosh,
     "plucked_string": plucked_string, "drums": drums, "noise_bed": noise_bed, "fm_tone": fm_tone,
-    "chord": chord,
+    "chord": chord, "explosion": explosion, "water": water, "machinery": machinery, "scifi": scifi,
+    "crowd": crowd,
 }
 # noise-based generators whose output has substantial energy above 12 kHz
 NOISE_BASED = ("rain", "fire", "whoosh", "surf", "footsteps", "drums")
