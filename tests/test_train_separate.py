@@ -6,7 +6,8 @@ import torch
 
 from soundtok_cli.separate.model import SeparatorNet, apply, stft
 from soundtok_cli.train.separate import separation_loss, si_sdr
-from soundtok_cli.train.separate_data import SAMPLE_RATE, pitch_shifted, random_colour
+from soundtok_cli.train.colour import random_colour
+from soundtok_cli.train.separate_data import SAMPLE_RATE, pitch_shifted
 
 
 def test_si_sdr_ignores_scale_and_sees_noise():

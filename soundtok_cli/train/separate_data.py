@@ -27,6 +27,7 @@ import soxr
 
 from soundtok_cli.data import synth
 from soundtok_cli.separate.concepts import CROWD_QUERIES, SPEECH_QUERIES
+from soundtok_cli.train.colour import random_colour
 from soundtok_cli.train.embed import general_captions, sentence_vectors
 from soundtok_cli.train.embed_data import Clip, package, read_clips
 
@@ -191,18 +192,6 @@ def pitch_shifted(x: np.ndarray, n: int, ratio: float) -> np.ndarray:
     times `ratio` (pitch and formants together, as from a larger or smaller speaker)."""
     y = soxr.resample(x, SAMPLE_RATE * ratio, SAMPLE_RATE)
     return np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
-
-
-def random_colour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """x through a random colour: a low shelf (-9..+9 dB below 150-500 Hz), a high shelf
-    (-12..+6 dB above 2.5-8 kHz) and, one time in three, a band limit (4 to 16 kHz)."""
-    f = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
-    low = (f / rng.uniform(150, 500)) ** 2
-    high = (f / rng.uniform(2500, 8000)) ** 2
-    gain = 10 ** ((rng.uniform(-9, 9) / (1 + low) + rng.uniform(-12, 6) * high / (1 + high)) / 20)
-    if rng.random() < 1 / 3:
-        gain /= 1 + (f / rng.choice([4000.0, 8000.0, 11025.0, 16000.0])) ** 8
-    return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
