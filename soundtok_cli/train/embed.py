@@ -241,8 +241,30 @@ def validate(model, held: Examples, device: str = "cpu") -> dict:
             "median_rank": float(np.median(best + 1)), "captions": len(held.unique)}
 
 
+def initial_weights(model, path: str) -> None:
+    """Start from exported weights (the shipped tower, say) instead of from scratch."""
+    from safetensors.torch import load_file
+
+    model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
+
+
+def calibrated_log_scale(model, examples: "Examples", batch: int, device: str) -> float:
+    """The log temperature under which `model` (exported weights, which do not keep it) has the
+    lowest loss on a few batches: fine-tuning from exported weights then starts where training
+    left off instead of at the initial temperature, which would first undo what was learnt."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    batches = [tuple(t.to(device) for t in sample_batch(examples, rng, batch)) for _ in range(4)]
+    with torch.no_grad():
+        outputs = [(model(p, n), text, ids) for p, n, text, ids in batches]
+        losses = {s: np.mean([contrastive_loss(a, text, ids, torch.tensor(s)).item() for a, text, ids in outputs])
+                  for s in (10.0, 14.3, 20.0, 30.0, 45.0, 65.0, 100.0)}
+    return float(np.log(min(losses, key=losses.get)))
+
+
 def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, holdout: str,
-          device: str = "cpu") -> None:
+          device: str = "cpu", init: str | None = None) -> None:
     import copy
 
     import torch
@@ -271,6 +293,10 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
         optimizer.load_state_dict(state["optimizer"])
         log_scale.data.fill_(float(state["log_scale"]))
         step = int(state["step"])
+    elif init:
+        initial_weights(model, init)
+        log_scale.data.fill_(calibrated_log_scale(model, examples, batch, device))
+        print(f"starting from the weights in {init}, temperature 1/{log_scale.exp().item():.0f}", flush=True)
     rng = np.random.default_rng(step)
     started, losses = time.time(), []
     while step < steps:
@@ -341,6 +367,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--holdout", default="shard-0000.npz", help="shard kept out to measure retrieval")
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
+    t.add_argument("--init", help="exported weights to start from when there is no checkpoint yet")
     e = sub.add_parser("export", help="write the shipped weights from the latest checkpoint")
     e.add_argument("--checkpoints", default="checkpoints/embed")
     e.add_argument("--out", default="soundtok_cli/models/soundtok-embed-v1.safetensors")
@@ -358,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "build":
         build(args.corpus, args.out, args.passes)
     elif args.step == "train":
-        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout, args.device)
+        train(args.data, args.checkpoints, args.steps, args.batch, args.lr, args.holdout, args.device, args.init)
     elif args.step == "export":
         export(args.checkpoints, args.out)
     else:
