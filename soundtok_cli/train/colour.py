@@ -1,6 +1,7 @@
 """A random recording-chain colour, so a model does not know a sound by the few microphones,
-speakers and masterings of its training data: the separator's voices (model card, version 2) and
-the embedder's real recordings both come from a few dozen packages each."""
+speakers and masterings of its training data (the separator's voices come from a few packages;
+its model card, version 2, measures what this changed). Tried on the embedder's crops too and not
+kept there (its model card)."""
 
 from __future__ import annotations
 
