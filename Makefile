@@ -157,7 +157,7 @@ test-slow: install
 # The GPU agrees with the CPU (tokens, audio, embeddings, separation) and generation repeats with
 # its seed there; skipped where there is no CUDA (CI has none).
 test-gpu: install
-	$(BIN)/pytest -q -rs tests/test_cuda.py
+	$(BIN)/pytest -q -rs tests/test_cuda.py tests/test_faiss_gpu.py
 
 # ---------------------------------------------------------------------------------------------
 # Documentation and shell completion
