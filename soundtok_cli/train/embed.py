@@ -2,6 +2,7 @@
 
     python -m soundtok_cli.train.embed build --corpus corpus --out checkpoints/embed-data
     python -m soundtok_cli.train.embed train --data checkpoints/embed-data --checkpoints checkpoints/embed
+        [--init soundtok_cli/models/soundtok-embed-v1.safetensors]   # fine-tune the shipped tower
     python -m soundtok_cli.train.embed export --checkpoints checkpoints/embed
     python -m soundtok_cli.train.embed prototypes --data checkpoints/embed-data
 """
