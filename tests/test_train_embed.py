@@ -6,7 +6,8 @@ import torch
 
 from soundtok_cli.embed.model import AudioTower, TowerConfig
 from soundtok_cli.models.registry import find
-from soundtok_cli.train.embed import Examples, calibrated_log_scale, initial_weights
+from soundtok_cli.train.embed import Examples, calibrated_log_scale
+from soundtok_cli.train.warm_start import initial_weights
 
 
 def shipped_tower() -> AudioTower:

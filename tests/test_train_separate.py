@@ -102,7 +102,7 @@ def test_training_can_start_from_the_shipped_weights():
 
     from soundtok_cli.models.registry import find
     from soundtok_cli.separate.model import SeparatorConfig
-    from soundtok_cli.train.separate import initial_weights
+    from soundtok_cli.train.warm_start import initial_weights
 
     path = find("soundtok-separate").path()
     model = SeparatorNet(SeparatorConfig())

@@ -242,13 +242,6 @@ def validate(model, held: Examples, device: str = "cpu") -> dict:
             "median_rank": float(np.median(best + 1)), "captions": len(held.unique)}
 
 
-def initial_weights(model, path: str) -> None:
-    """Start from exported weights (the shipped tower, say) instead of from scratch."""
-    from safetensors.torch import load_file
-
-    model.load_state_dict({k: v.float() for k, v in load_file(path).items()})
-
-
 def calibrated_log_scale(model, examples: "Examples", batch: int, device: str) -> float:
     """The log temperature under which `model` (exported weights, which do not keep it) has the
     lowest loss on a few batches: fine-tuning from exported weights then starts where training
@@ -272,6 +265,7 @@ def train(data_dir: str, checkpoints: str, steps: int, batch: int, lr: float, ho
 
     from soundtok_cli.embed.model import AudioTower, TowerConfig
     from soundtok_cli.models.registry import load_codec, pick_device
+    from soundtok_cli.train.warm_start import initial_weights
 
     device = pick_device(device)
     os.makedirs(checkpoints, exist_ok=True)

@@ -5,7 +5,7 @@
 
 On a GPU, make the mixtures in other processes and take larger batches, e.g. `train --device cuda
 --workers 14 --batch 48`; `--init soundtok_cli/models/soundtok-separate-v2.safetensors` carries on
-from the shipped weights (a fresh optimizer) instead of starting from scratch.
+from the shipped weights (a fresh optimizer; `warm_start.py`) instead of starting from scratch.
 
 Mixtures are made on the fly from the corpus's training split (`separate_data.py`); the held-out
 split is left to `bench/separation.py`. The loss is the negative SI-SDR of the kept sound (the
@@ -80,21 +80,13 @@ def _as_is(batch):
     return batch
 
 
-def initial_weights(model, path: str) -> None:
-    """Start from exported weights (the shipped model, say) instead of from scratch."""
-    from safetensors.torch import load_file
-
-    state = load_file(path)
-    state.pop("concepts", None)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
-
-
 def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
           threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None) -> None:
     from soundtok_cli.models.registry import pick_device
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, apply, stft
     from soundtok_cli.threads import configure_torch_threads
     from soundtok_cli.train.separate_data import SAMPLE_RATE, MixtureSampler
+    from soundtok_cli.train.warm_start import initial_weights
 
     configure_torch_threads(threads=threads)
     device = pick_device(device)

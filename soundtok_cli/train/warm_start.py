@@ -1,0 +1,14 @@
+"""Start a trainer from exported weights (a model as shipped) instead of from scratch."""
+
+from __future__ import annotations
+
+# tensors a shipped file carries beside the network's weights: the separator's concept table
+NOT_WEIGHTS = ("concepts",)
+
+
+def initial_weights(model, path: str) -> None:
+    """Load the float16 safetensors at `path` into `model` as float32 (every weight must match)."""
+    from safetensors.torch import load_file
+
+    state = load_file(path)
+    model.load_state_dict({k: v.float() for k, v in state.items() if k not in NOT_WEIGHTS})
