@@ -175,6 +175,18 @@ def reverb(rng: np.random.Generator, x: np.ndarray, sample_rate: int, rt60: floa
     return (1 - wet) * x + wet * y
 
 
+def _swept_bandpass(x: np.ndarray, sample_rate: int, centres, centre_log2: np.ndarray, width: float,
+                    spread: float, order: int) -> np.ndarray:
+    """x through a band-pass whose centre moves (`centre_log2`: log2 Hz, per sample): a sum of
+    fixed bands (`centres`, each from centre / spread to centre x spread), each weighted by a
+    Gaussian of `width` octaves around the moving centre."""
+    out = np.zeros(len(x))
+    for fc in centres:
+        band = _filter(x, sample_rate, lo=fc / spread, hi=fc * spread, order=order)
+        out += band * np.exp(-0.5 * ((np.log2(fc) - centre_log2) / width) ** 2)
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # generators
 
@@ -206,12 +218,8 @@ def wind(rng: np.random.Generator, sample_rate: int, duration: float, strength: 
     # time-varying band-pass: mix of log-spaced bands, weighted around a moving centre
     centres = np.geomspace(150, 6000, 10)
     centre_curve = np.log2(200 + 2500 * _smooth_random(rng, n, sample_rate, 0.3 if strength == "gentle" else 0.8))
-    out = np.zeros(n)
     width = 0.7 if strength == "howling" else 1.4
-    for fc in centres:
-        band = _filter(src, sample_rate, lo=fc / 1.3, hi=fc * 1.3, order=2 if strength == "howling" else 1)
-        w = np.exp(-0.5 * ((np.log2(fc) - centre_curve) / width) ** 2)
-        out += band * w
+    out = _swept_bandpass(src, sample_rate, centres, centre_curve, width, 1.3, 2 if strength == "howling" else 1)
     gust_rate = {"gentle": 0.2, "gusty": 0.6, "howling": 0.4}[strength]
     env = 0.25 + _smooth_random(rng, n, sample_rate, gust_rate) ** 2
     out *= env
@@ -549,7 +557,6 @@ def whoosh(rng: np.random.Generator, sample_rate: int, duration: float) -> Sound
     width = rng.uniform(0.08, 0.3) * duration
     env = np.exp(-0.5 * ((t - centre_t) / width) ** 2)
     src = white(rng, n)
-    out = np.zeros(n)
     centres = np.geomspace(200, 16000, 12)
     f_lo, f_hi = rng.uniform(300, 1000), rng.uniform(4000, 14000)
     rising = rng.random() < 0.5
@@ -557,10 +564,7 @@ def whoosh(rng: np.random.Generator, sample_rate: int, duration: float) -> Sound
     if not rising:
         u = 1 - u
     centre_curve = np.log2(f_lo) + (np.log2(f_hi) - np.log2(f_lo)) * u
-    for fc in centres:
-        band = _filter(src, sample_rate, lo=fc / 1.25, hi=fc * 1.25, order=2)
-        out += band * np.exp(-0.5 * ((np.log2(fc) - centre_curve) / 0.8) ** 2)
-    out *= env
+    out = _swept_bandpass(src, sample_rate, centres, centre_curve, 0.8, 1.25, 2) * env
     return _finish(out, sample_rate, "a whoosh" if rng.random() < 0.5 else "a swoosh passing by")
 
 
@@ -737,6 +741,16 @@ def _bands(x: np.ndarray, sample_rate: int, edges) -> list[np.ndarray]:
     return [_filter(x, sample_rate, lo=lo, hi=hi, order=2) for lo, hi in zip(cuts[:-1], cuts[1:])]
 
 
+def _noise_burst(rng: np.random.Generator, sample_rate: int, seconds: tuple[float, float],
+                 lo: tuple[float, float], hi: tuple[float, float] | None = None) -> np.ndarray:
+    """A short burst of high-passed (or band-passed) noise that dies within its length: a bit of
+    debris, one clap. Length and cut-offs are drawn from the given ranges (seconds, Hz)."""
+    cn = int(rng.uniform(*seconds) * sample_rate)
+    noise = white(rng, cn)
+    burst = _filter(noise, sample_rate, lo=rng.uniform(*lo), hi=None if hi is None else rng.uniform(*hi), order=1)
+    return burst * _decay(cn, sample_rate, cn / sample_rate / 4, 0.0)
+
+
 def explosion(rng: np.random.Generator, sample_rate: int, duration: float, size: str | None = None) -> Sound:
     """A blast: a broadband crack whose high end dies first (the low-pass closing), a sub-bass
     thump, a rumbling tail and, sometimes, debris falling."""
@@ -764,8 +778,7 @@ def explosion(rng: np.random.Generator, sample_rate: int, duration: float, size:
             at = rng.exponential(0.6 * scale) + 0.15
             if at * sample_rate >= length:
                 continue
-            cn = int(rng.uniform(0.003, 0.03) * sample_rate)
-            ev = _filter(white(rng, cn), sample_rate, lo=rng.uniform(800, 4000), order=1) * _decay(cn, sample_rate, cn / sample_rate / 4, 0.0)
+            ev = _noise_burst(rng, sample_rate, (0.003, 0.03), (800, 4000))
             _add(out, ev, start + int(at * sample_rate), 0.25 * rng.random() * np.exp(-at / scale))
     cap = {"small": "a small explosion", "large": "a large explosion", "plain": "an explosion"}[size]
     if debris:
@@ -891,9 +904,7 @@ def scifi(rng: np.random.Generator, sample_rate: int, duration: float, mode: str
         for det in (-0.01, 0.0, 0.013):
             out += _wavetable_osc("sawtooth", f0 * (1 + det), n, sample_rate, rng.uniform(0, 1))
         sweep = np.log2(300) + 4 * _smooth_random(rng, n, sample_rate, rng.uniform(0.3, 2.0))
-        shaped = np.zeros(n)
-        for fc in np.geomspace(200, 8000, 10):
-            shaped += _filter(out, sample_rate, lo=fc / 1.2, hi=fc * 1.2, order=2) * np.exp(-0.5 * ((np.log2(fc) - sweep) / 0.6) ** 2)
+        shaped = _swept_bandpass(out, sample_rate, np.geomspace(200, 8000, 10), sweep, 0.6, 1.2, 2)
         out = shaped * (1 + 0.3 * np.sin(2 * np.pi * rng.uniform(3, 12) * t))
         cap = "a futuristic energy hum"
     elif mode == "teleport":
@@ -954,9 +965,8 @@ def crowd(rng: np.random.Generator, sample_rate: int, duration: float, mode: str
         claps = np.zeros(n)
         rate = rng.uniform(80, 400)
         for _ in range(rng.poisson(rate * duration)):
-            cn = int(rng.uniform(0.004, 0.012) * sample_rate)
-            ev = _filter(white(rng, cn), sample_rate, lo=rng.uniform(600, 1500), hi=rng.uniform(4000, 10000), order=1)
-            _add(claps, ev * _decay(cn, sample_rate, cn / sample_rate / 4, 0.0), int(rng.integers(0, n)), rng.uniform(0.3, 1.0))
+            _add(claps, _noise_burst(rng, sample_rate, (0.004, 0.012), (600, 1500), (4000, 10000)),
+                 int(rng.integers(0, n)), rng.uniform(0.3, 1.0))
         claps *= 0.5 + _smooth_random(rng, n, sample_rate, 0.5)
         out = out / (np.abs(out).max() + 1e-9) * (0.6 if voices else 0.0) + claps / (np.abs(claps).max() + 1e-9)
     out += 0.02 * _filter(pink(rng, n), sample_rate, lo=100, hi=6000, order=1)
