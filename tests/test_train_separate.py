@@ -110,3 +110,42 @@ def test_training_can_start_from_the_shipped_weights():
     shipped = load_file(path)
     for name, value in model.state_dict().items():
         assert torch.equal(value, shipped[name].float()), name
+
+
+def test_the_suppressor_input_starts_silent_and_is_added_to_shipped_weights():
+    """A network given the noise suppressor's gain as a second input starts from shipped weights
+    without it and computes exactly what they do, until training moves the new layer."""
+    from soundtok_cli.models.registry import find
+    from soundtok_cli.separate.model import SeparatorConfig, suppressor_gains
+    from soundtok_cli.train.warm_start import initial_weights
+
+    path = find("soundtok-separate").path()
+    plain, reading = SeparatorNet(SeparatorConfig()), SeparatorNet(SeparatorConfig(suppressor_input=True))
+    initial_weights(plain, path)
+    initial_weights(reading, path, new_layers=("suppressor.",))
+    g = torch.Generator().manual_seed(2)
+    mixture = torch.randn(2, 24000, generator=g) * torch.linspace(0.01, 0.3, 24000)
+    query = torch.nn.functional.normalize(torch.randn(2, 384, generator=g), dim=-1)
+    magnitude = stft(mixture).abs()
+    gain = suppressor_gains(magnitude)
+    assert gain.shape == magnitude.shape and float(gain.min()) >= 0.1 - 1e-6 and float(gain.max()) <= 1
+    with torch.no_grad():
+        assert torch.equal(plain(magnitude, query), reading(magnitude, query, gain))
+        torch.nn.init.normal_(reading.suppressor.weight, std=0.1)
+        assert not torch.allclose(plain(magnitude, query), reading(magnitude, query, gain))
+    estimate, _, _ = apply(reading, mixture, query)   # the training path computes the gain itself
+    assert estimate.shape == mixture.shape
+
+
+def test_a_weights_file_that_does_not_fit_is_refused():
+    from soundtok_cli.models.registry import find
+    from soundtok_cli.separate.model import SeparatorConfig
+    from soundtok_cli.train.warm_start import initial_weights
+
+    reading = SeparatorNet(SeparatorConfig(suppressor_input=True))
+    try:
+        initial_weights(reading, find("soundtok-separate").path())   # the new layer not declared new
+    except RuntimeError as error:
+        assert "suppressor.weight" in str(error)
+    else:
+        raise AssertionError("a file without the suppressor layer was loaded as if complete")
