@@ -111,30 +111,3 @@ def test_the_query_decides_what_is_kept(separator, first, second):
         assert right > wrong + 1.0, (i, right, wrong)
         best = max(best, right)
     assert best > 3.0
-
-
-@pytest.mark.parametrize("rate", [16000, 96000])
-def test_a_network_reading_the_suppressor_runs_at_any_rate(separator, rate):
-    """A separator whose network also reads the noise suppressor's gain gets it for the frames it
-    reads, padded with the gain's floor above a lower rate's Nyquist frequency."""
-    import torch
-
-    from soundtok_cli.models.registry import find
-    from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet
-    from soundtok_cli.separate.neural import QuerySeparator
-    from soundtok_cli.train.warm_start import initial_weights
-
-    net = SeparatorNet(SeparatorConfig(suppressor_input=True))
-    initial_weights(net, find("soundtok-separate").path(), new_layers=("suppressor.",))
-    torch.manual_seed(0)
-    torch.nn.init.normal_(net.suppressor.weight, std=0.05)
-    reading = QuerySeparator(net, separator.concept_vectors, separator.concept_names, separator.identity)
-    assert reading.reads_suppressor and not separator.reads_suppressor
-    x = sound(synth.rain, 2.0, 3, rate) + sound(synth.birdsong, 2.0, 4, rate)
-    for text in ("birds chirping", "speech"):
-        queries = reading.ground([text])
-        kept = run_all(reading.stage(queries, rate, "keep"), x)
-        removed = run_all(reading.stage(queries, rate, "remove"), x)
-        np.testing.assert_allclose(kept + removed, x, atol=1e-12)
-        plain = run_all(separator.stage(separator.ground([text]), rate, "keep"), x)
-        assert np.isfinite(kept).all() and not np.allclose(kept, plain)   # the gain reached the mask

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -35,9 +34,6 @@ class SeparatorConfig:
     rnn: int = 192
     layers: int = 2
     query_dim: int = QUERY_DIM
-    # a second input: the noise suppressor's gain per frame and bin (separate/speech.py), so the
-    # network learns where to trust a voice-agnostic estimate instead of a fixed average with it
-    suppressor_input: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -58,10 +54,6 @@ class SeparatorNet(nn.Module):
         self.log_scale = nn.Parameter(torch.full((c.bins,), 0.15))
         self.log_offset = nn.Parameter(torch.full((c.bins,), 0.75))
         self.inp = nn.Linear(c.bins, c.hidden)
-        if c.suppressor_input:  # starts at zero: a network trained without it carries on unchanged
-            self.suppressor = nn.Linear(c.bins, c.hidden)
-            nn.init.zeros_(self.suppressor.weight)
-            nn.init.zeros_(self.suppressor.bias)
         self.film = nn.ModuleList(nn.Linear(c.query_dim, 2 * c.hidden) for _ in range(c.layers + 1))
         self.grus = nn.ModuleList(nn.GRU(c.hidden, c.rnn, batch_first=True, bidirectional=True) for _ in range(c.layers))
         self.proj = nn.ModuleList(nn.Linear(2 * c.rnn, c.hidden) for _ in range(c.layers))
@@ -70,14 +62,10 @@ class SeparatorNet(nn.Module):
             nn.init.zeros_(film.weight)
             nn.init.zeros_(film.bias)
 
-    def forward(self, magnitude: torch.Tensor, query: torch.Tensor, suppressor: torch.Tensor | None = None) -> torch.Tensor:
-        """magnitude (batch, frames, bins) of the mixture, query (batch, 384) -> mask, same shape.
-        `suppressor`: the noise suppressor's gain, same shape as magnitude (with suppressor_input)."""
+    def forward(self, magnitude: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        """magnitude (batch, frames, bins) of the mixture, query (batch, 384) -> mask, same shape."""
         features = torch.log(magnitude ** 2 + 1e-10) * self.log_scale + self.log_offset
-        h = self.inp(features)
-        if self.config.suppressor_input:
-            h = h + self.suppressor(suppressor)
-        h = torch.nn.functional.gelu(h)
+        h = torch.nn.functional.gelu(self.inp(features))
         for i, (gru, proj) in enumerate(zip(self.grus, self.proj)):
             h = _modulate(h, self.film[i](query))
             h = h + torch.nn.functional.gelu(proj(gru(h)[0]))
@@ -107,16 +95,5 @@ def apply(model: SeparatorNet, x: torch.Tensor, query: torch.Tensor) -> tuple[to
     """Mixture waveforms (batch, samples) -> (the queried sound's waveforms, its spectrum, the
     mixture's spectrum): what the training loss reads."""
     spec = stft(x)
-    magnitude = spec.abs()
-    estimate_spec = spec * model(magnitude, query, suppressor_gains(magnitude) if model.config.suppressor_input else None)
+    estimate_spec = spec * model(spec.abs(), query)
     return istft(estimate_spec, x.shape[-1]), estimate_spec, spec
-
-
-def suppressor_gains(magnitude: torch.Tensor) -> torch.Tensor:
-    """The noise suppressor's gain (separate/speech.py) for each row of (batch, frames, bins)
-    48 kHz magnitudes: the network's second input. Not differentiable; a feature, like the STFT."""
-    from soundtok_cli.separate.speech import suppressor_gain
-
-    rows = magnitude.detach().float().cpu().numpy()
-    gains = np.stack([suppressor_gain(row) for row in rows]).astype(np.float32)
-    return torch.from_numpy(gains).to(magnitude.device)

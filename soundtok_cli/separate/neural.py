@@ -25,7 +25,6 @@ import numpy as np
 from soundtok_cli.errors import UsageError
 from soundtok_cli.separate.concepts import CROWD_QUERIES, GROUNDED, LOOSE, SPEECH_QUERIES, nearest
 from soundtok_cli.separate.model import HOP, N_FFT, SAMPLE_RATE
-from soundtok_cli.separate.speech import GAIN_FLOOR
 
 CONTEXT_SECONDS = 1.0
 CHUNK_SECONDS = 12.0
@@ -91,14 +90,8 @@ class QuerySeparator:
         best = int(np.argmax(scores))
         return bool(is_speech[best] and scores[best] >= LOOSE)
 
-    @property
-    def reads_suppressor(self) -> bool:
-        """The network takes the noise suppressor's gain as a second input."""
-        return self.net.config.suppressor_input
-
-    def masks(self, magnitude: np.ndarray, queries: list[Query], gain: np.ndarray | None = None) -> np.ndarray:
-        """(frames, bins) magnitude at the model's bin spacing -> (queries, frames, bins) masks.
-        `gain`: the noise suppressor's gain for the same frames and bins (networks that read it)."""
+    def masks(self, magnitude: np.ndarray, queries: list[Query]) -> np.ndarray:
+        """(frames, bins) magnitude at the model's bin spacing -> (queries, frames, bins) masks."""
         import torch
 
         bins = self.net.config.bins
@@ -108,13 +101,7 @@ class QuerySeparator:
         with torch.inference_mode():
             m = torch.from_numpy(model_in).to(self.device).unsqueeze(0).expand(len(queries), -1, -1)
             q = torch.from_numpy(np.stack([x.vector for x in queries])).to(self.device)
-            g = None
-            if self.reads_suppressor:
-                # bins above a lower rate's Nyquist frequency are silence: the gain's floor there
-                gain_in = np.full((frames, bins), GAIN_FLOOR, np.float32)
-                gain_in[:, : min(have, bins)] = gain[:, :bins]
-                g = torch.from_numpy(gain_in).to(self.device).unsqueeze(0).expand(len(queries), -1, -1)
-            out = self.net(m, q, g).float().cpu().numpy()
+            out = self.net(m, q).float().cpu().numpy()
         if have > bins:  # above 24 kHz: the highest bin's mask
             out = np.concatenate([out, np.repeat(out[:, :, -1:], have - bins, axis=2)], axis=2)
         return out[:, :, :have]
@@ -165,7 +152,7 @@ class MaskStage:
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
         import torch
 
-        from soundtok_cli.separate.speech import speech_mask, suppressor_gain
+        from soundtok_cli.separate.speech import speech_mask
 
         n = len(x) - self.before - self.after
         window = torch.hann_window(self.n_fft)
@@ -182,13 +169,10 @@ class MaskStage:
             # mask: a second of zeros, never seen in training, cost held-out speech 0.6 dB (+1.31
             # against +1.92), and zeros would pass for a noise floor of nothing.
             heard = magnitude[inside]
-            gain = None
-            if self.separator.reads_suppressor or any(q.speech for q in self.queries):
-                gain = suppressor_gain(heard, self.hop / self.sample_rate)
-            masks = self.separator.masks(heard.astype(np.float32), self.queries, gain)
+            masks = self.separator.masks(heard.astype(np.float32), self.queries)
             for i, query in enumerate(self.queries):
                 if query.speech:
-                    masks[i] = speech_mask(masks[i], gain)
+                    masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate)
             masks = np.pad(masks, ((0, 0), (inside.start, len(magnitude) - inside.stop), (0, 0)), mode="edge")
         if self.mode == "stems":
             masks = masks / np.maximum(masks.sum(0, keepdims=True), 1.0)

@@ -62,8 +62,8 @@ def suppressor_gain(magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS)
     return wiener_gain(power, noise_power(power, frame_seconds))
 
 
-def speech_mask(network_mask: np.ndarray, gain: np.ndarray) -> np.ndarray:
+def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
     """The mask for keeping speech: the network's (frames, bins) mask averaged with the noise
-    suppressor's gain (`suppressor_gain` of the mixture's magnitudes over the frames of the signal
+    suppressor's gain computed from the mixture's (frames, bins) magnitudes (frames of the signal
     only: zeros around it would pass for a noise floor of nothing)."""
-    return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * gain
+    return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * suppressor_gain(magnitude, frame_seconds)

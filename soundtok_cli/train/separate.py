@@ -81,8 +81,7 @@ def _as_is(batch):
 
 
 def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
-          threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None,
-          suppressor_input: bool = False) -> None:
+          threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None) -> None:
     from soundtok_cli.models.registry import pick_device
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, apply, stft
     from soundtok_cli.threads import configure_torch_threads
@@ -96,7 +95,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     latest = os.path.join(checkpoints, "latest.pt")
     state = torch.load(latest, map_location=device, weights_only=True) if os.path.exists(latest) else None
     # a checkpoint carries on with its own configuration
-    config = SeparatorConfig(**state["config"]) if state else SeparatorConfig(suppressor_input=suppressor_input)
+    config = SeparatorConfig(**state["config"]) if state else SeparatorConfig()
     model = SeparatorNet(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     step = 0
@@ -106,7 +105,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
         step = state["step"]
         print(f"resumed at step {step}", flush=True)
     elif init:
-        initial_weights(model, init, new_layers=("suppressor.",))
+        initial_weights(model, init)
         print(f"starting from the weights in {init}", flush=True)
     sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step)
     valid = sampler.reseeded(123, augment=False).batch(48, n)  # the same mixtures whatever the augmentation
@@ -192,8 +191,6 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--workers", type=int, default=0,
                    help="processes making mixtures (0: the training process; on a GPU, one per spare core)")
     t.add_argument("--init", help="exported weights to start from when there is no checkpoint yet")
-    t.add_argument("--suppressor-input", action="store_true",
-                   help="give the network the noise suppressor's gain as a second input (added to --init weights without it)")
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.step == "train":
         train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads, args.seconds,
-              args.workers, args.init, args.suppressor_input)
+              args.workers, args.init)
     else:
         export(args.corpus, args.checkpoints, os.path.normpath(args.out))
 

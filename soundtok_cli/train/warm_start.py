@@ -6,14 +6,9 @@ from __future__ import annotations
 NOT_WEIGHTS = ("concepts",)
 
 
-def initial_weights(model, path: str, new_layers: tuple[str, ...] = ()) -> None:
-    """Load the float16 safetensors at `path` into `model` as float32. Every weight must match,
-    except the layers named in `new_layers` (prefixes), which the file may lack: layers added to
-    the model that start from their own initialisation."""
+def initial_weights(model, path: str) -> None:
+    """Load the float16 safetensors at `path` into `model` as float32 (every weight must match)."""
     from safetensors.torch import load_file
 
     state = load_file(path)
-    result = model.load_state_dict({k: v.float() for k, v in state.items() if k not in NOT_WEIGHTS}, strict=False)
-    missing = [k for k in result.missing_keys if not k.startswith(new_layers)]
-    if missing or result.unexpected_keys:
-        raise RuntimeError(f"{path} does not fit the model: missing {missing}, unexpected {result.unexpected_keys}")
+    model.load_state_dict({k: v.float() for k, v in state.items() if k not in NOT_WEIGHTS})
