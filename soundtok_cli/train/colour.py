@@ -18,17 +18,3 @@ def random_colour(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 48
     if rng.random() < 1 / 3:
         gain /= 1 + (f / rng.choice([4000.0, 8000.0, 11025.0, 16000.0])) ** 8
     return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)
-
-
-def random_resonances(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 48000) -> np.ndarray:
-    """x through one to three random bells (-8..+8 dB, 0.3 to 1.5 octaves wide, centred at 150 Hz
-    to 6 kHz), mostly a low boost (0..+12 dB below 100-300 Hz, a close microphone's proximity
-    effect): the resonances of other rooms, microphones and vocal tracts than the training voices'."""
-    f = np.maximum(np.fft.rfftfreq(len(x), 1 / sample_rate), 1.0)
-    db = np.zeros_like(f)
-    for _ in range(int(rng.integers(1, 4))):
-        octaves = np.log2(f / np.exp(rng.uniform(np.log(150), np.log(6000))))
-        db += rng.uniform(-8, 8) * np.exp(-0.5 * (octaves / rng.uniform(0.3, 1.5)) ** 2)
-    if rng.random() < 0.6:
-        db += rng.uniform(0, 12) / (1 + (f / rng.uniform(100, 300)) ** 2)
-    return np.fft.irfft(np.fft.rfft(x) * 10 ** (db / 20), len(x)).astype(np.float32)

@@ -27,7 +27,7 @@ import soxr
 
 from soundtok_cli.data import synth
 from soundtok_cli.separate.concepts import CROWD_QUERIES, SPEECH_QUERIES
-from soundtok_cli.train.colour import random_colour, random_resonances
+from soundtok_cli.train.colour import random_colour
 from soundtok_cli.train.embed import general_captions, sentence_vectors
 from soundtok_cli.train.embed_data import Clip, package, read_clips
 
@@ -40,7 +40,6 @@ P_ROOM = 0.2
 DIFFERENT = 0.45  # captions closer than this cosine in the text space are not "different kinds"
 P_COLOUR = 0.5
 P_PITCH = 0.5
-P_RESONANCES = 0.0  # voices through random resonances (colour.random_resonances); 0: version 2's recipe
 PITCH_SEMITONES = 3.0
 
 
@@ -101,16 +100,11 @@ class MixtureSampler:
         return out
 
     def _voice(self, i: int, n: int) -> np.ndarray:
-        """n samples of speech clip i, half the time shifted in pitch and formants, and with
-        P_RESONANCES through random resonances."""
-        if not self.augment:
+        """n samples of speech clip i, half the time shifted in pitch and formants."""
+        if not self.augment or self.rng.random() >= P_PITCH:
             return self._crop(i, n)
-        if self.rng.random() < P_PITCH:
-            ratio = 2 ** (self.rng.uniform(-PITCH_SEMITONES, PITCH_SEMITONES) / 12)
-            voice = pitch_shifted(self._crop(i, int(round(n * ratio))), n, ratio)
-        else:
-            voice = self._crop(i, n)
-        return random_resonances(voice, self.rng) if self.rng.random() < P_RESONANCES else voice
+        ratio = 2 ** (self.rng.uniform(-PITCH_SEMITONES, PITCH_SEMITONES) / 12)
+        return pitch_shifted(self._crop(i, int(round(n * ratio))), n, ratio)
 
     def _colour(self, x: np.ndarray) -> np.ndarray:
         if not self.augment or self.rng.random() >= P_COLOUR:
