@@ -171,12 +171,20 @@ def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet
     from soundtok_cli.separate.neural import QuerySeparator
 
+    from soundtok_cli.separate.subband import SubbandConfig, SubbandMask
+
     weights = _read_weights(name, "separator", "--model", path)
     device = pick_device(device)
     concepts = weights.state.pop("concepts").numpy()
+    speech_net = None
+    if "subband" in weights.metadata:  # the sub-band speech mask (version 3 on)
+        speech_net = SubbandMask(SubbandConfig.from_json(weights.metadata["subband"]))
+        speech_net.load_state_dict({k.removeprefix("subband."): weights.state.pop(k)
+                                    for k in [k for k in weights.state if k.startswith("subband.")]})
     net = SeparatorNet(SeparatorConfig.from_json(weights.metadata["config"]))
     net.load_state_dict(weights.state)
-    return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device)
+    return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device,
+                          speech_net)
 
 
 def describe_all() -> list[dict]:

@@ -50,8 +50,10 @@ class Query:
 class QuerySeparator:
     """The separation network with its concepts; `stage` and `extract` do the work."""
 
-    def __init__(self, net, concept_vectors: np.ndarray, concept_names: list[str], identity: dict, device: str = "cpu"):
+    def __init__(self, net, concept_vectors: np.ndarray, concept_names: list[str], identity: dict, device: str = "cpu",
+                 speech_net=None):
         self.net = int8_layers(net.eval()) if device == "cpu" else net.eval().to(device)
+        self.speech_net = speech_net.eval() if speech_net is not None else None  # separate/subband.py, on the CPU
         self.concept_vectors = concept_vectors
         self.concept_names = concept_names
         self.identity = identity
@@ -172,7 +174,7 @@ class MaskStage:
             masks = self.separator.masks(heard.astype(np.float32), self.queries)
             for i, query in enumerate(self.queries):
                 if query.speech:
-                    masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate)
+                    masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate, self.separator.speech_net)
             masks = np.pad(masks, ((0, 0), (inside.start, len(magnitude) - inside.stop), (0, 0)), mode="edge")
         if self.mode == "stems":
             masks = masks / np.maximum(masks.sum(0, keepdims=True), 1.0)

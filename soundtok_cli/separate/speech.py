@@ -62,8 +62,15 @@ def suppressor_gain(magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS)
     return wiener_gain(power, noise_power(power, frame_seconds))
 
 
-def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
-    """The mask for keeping speech: the network's (frames, bins) mask averaged with the noise
-    suppressor's gain computed from the mixture's (frames, bins) magnitudes (frames of the signal
-    only: zeros around it would pass for a noise floor of nothing)."""
-    return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * suppressor_gain(magnitude, frame_seconds)
+def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS,
+                subband=None) -> np.ndarray:
+    """The mask for keeping speech from the mixture's (frames, bins) magnitudes (frames of the
+    signal only: zeros around it would pass for a noise floor of nothing): the network's mask
+    averaged with the noise suppressor's gain, or, given the sub-band network (separate/subband.py),
+    the average of all three."""
+    if subband is None:
+        return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * suppressor_gain(magnitude, frame_seconds)
+    from soundtok_cli.separate.subband import subband_masks
+
+    sub, gain = subband_masks(subband, magnitude, frame_seconds)
+    return (network_mask + gain + sub) / 3

@@ -1,0 +1,236 @@
+"""`make train-subband`: train the sub-band speech mask (separate/subband.py; resumable), export it,
+and score it against the shipped speech path.
+
+    python -m soundtok_cli.train.subband train --checkpoints checkpoints/subband --steps 2400
+    python -m soundtok_cli.train.subband export --checkpoints checkpoints/subband
+    python -m soundtok_cli.train.subband score checkpoints/subband/last.pt
+
+Examples are the separator's speech-over-background mixtures (train/separate_data.py: a voice,
+half the time shifted in pitch and formants, in a room or not, over sound effects, music,
+procedural noise or a crowd, -5 to 15 dB), 3 s each; each contributes 48 random bins of the
+modelled ones. The loss is the energy-weighted magnitude error of the kept speech (what SI-SDR
+weighs) plus 0.3 x the separator's compressed-magnitude term (quiet bins matter to the ear).
+
+`score` makes two sets the benchmark's way (bench/separation.py): mixtures of training-split
+real voices over training-split backgrounds (known voices), and the benchmark's held-out speech
+mixtures (unseen voices), and reports the SI-SDR improvement of each mask and their averages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features
+
+SEGMENT_SECONDS = 3.0
+BINS_PER_EXAMPLE = 48
+
+
+def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A voice over a background (a crowd one time in five), as the separator's trainer makes them."""
+    voice = sampler._pick(sampler.speech, sampler.speech_p)
+    speech = sampler._room(sampler._voice(voice, n))
+    background = (sampler._crowd(n) if sampler.rng.random() < 0.2
+                  else sampler._room(sampler._crop(sampler._other_than([voice]), n)))
+    mixture, target, _ = sampler._mix(speech, [background], 0)
+    return mixture, target
+
+
+def training_batch(sampler, config: SubbandConfig, batch: int):
+    from soundtok_cli.separate.model import stft
+
+    n = int(SEGMENT_SECONDS * 48000)
+    feats, mixes, targets = [], [], []
+    for _ in range(batch):
+        mixture, target = speech_example(sampler, n)
+        x = stft(torch.from_numpy(mixture[None]))[0].abs().numpy()
+        t = stft(torch.from_numpy(target[None]))[0].abs().numpy()
+        bins = np.sort(sampler.rng.choice(config.bins, BINS_PER_EXAMPLE, replace=False))
+        feats.append(features(x, config, bins)[0])
+        mixes.append(x[:, bins].T)
+        targets.append(t[:, bins].T)
+    return tuple(torch.from_numpy(np.stack(a)) for a in (feats, mixes, targets))
+
+
+def loss_of(net: SubbandMask, f: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """f (batch, bins, frames, features), x and t (batch, bins, frames) magnitudes."""
+    batch = len(f)
+    mask = net(f.flatten(0, 1)).view_as(x)
+    scale = t.pow(0.3).mean(dim=(1, 2), keepdim=True).clamp(min=1e-6)
+    compressed = (((mask * x + 1e-8) ** 0.3 - (t + 1e-8) ** 0.3).abs() / scale).mean()
+    error = (mask * x - t).pow(2).reshape(batch, -1).sum(1) / t.pow(2).reshape(batch, -1).sum(1).clamp(min=1e-10)
+    return error.clamp(max=3).mean() + 0.3 * compressed
+
+
+def train(args) -> None:
+    from soundtok_cli.train.separate_data import MixtureSampler
+
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.checkpoints, exist_ok=True)
+    last = os.path.join(args.checkpoints, "last.pt")
+    if os.path.exists(last):
+        state = torch.load(last, weights_only=False)
+        config, step = SubbandConfig.from_json(state["config"]), state["step"]
+        print(f"resuming at step {step}", flush=True)
+    else:
+        config = SubbandConfig(neighbours=args.neighbours, lookahead=args.lookahead, hidden=args.hidden,
+                               bidirectional=not args.causal)
+        state, step = None, 0
+    net = SubbandMask(config)
+    optimizer = torch.optim.AdamW(net.parameters(), args.lr)
+    if state:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+    sampler = MixtureSampler(args.corpus, args.cache, seed=1000 + step)
+    started = time.time()
+    while step < args.steps:
+        warmup = min(1.0, (step + 1) / 50)
+        cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * warmup * cosine
+        loss = loss_of(net, *training_batch(sampler, config, args.batch))
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        if step % 25 == 0:
+            print(f"step {step}: loss {loss.item():.3f}, {time.time() - started:.0f} s", flush=True)
+        if step % 50 == 0 or step == args.steps:
+            tmp = last + ".tmp"
+            torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                        "config": config.to_json()}, tmp)
+            os.replace(tmp, last)
+
+
+def load_checkpoint(path: str) -> SubbandMask:
+    state = torch.load(path, weights_only=False)
+    net = SubbandMask(SubbandConfig.from_json(state["config"]))
+    net.load_state_dict(state["model"])
+    return net.eval()
+
+
+def export(checkpoint: str, separator: str, out: str) -> None:
+    """Write `separator`'s weights file with the sub-band mask added (float16 tensors "subband.*",
+    its configuration in the metadata's "subband"): the speech path travels with the separator."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    net = load_checkpoint(checkpoint)
+    with safe_open(separator, framework="pt") as f:
+        metadata = dict(f.metadata())
+    weights = {k: v for k, v in load_file(separator).items() if not k.startswith("subband.")}
+    weights.update({f"subband.{k}": v.to(torch.float16).contiguous() for k, v in net.state_dict().items()})
+    metadata["subband"] = net.config.to_json()
+    metadata["subband_step"] = str(torch.load(checkpoint, weights_only=False)["step"])
+    tmp = out + ".tmp"
+    save_file(weights, tmp, metadata=metadata)
+    os.replace(tmp, out)
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): {separator} and the sub-band mask from {checkpoint}")
+
+
+def tuning_pools(corpus: str):
+    """Training-split real voices (not espeak-ng) over training-split backgrounds, in the benchmark's pools."""
+    import bench.separation as bench
+
+    clips = bench.read_heldout(f"{corpus}/train")
+    real = [c for c in clips if not (c.kind == "speech" and c.source.split(":")[0] in ("espeak", "sound-icons"))]
+    speech = [c for c in real if c.kind == "speech"]
+    talkers: dict[str, list] = {}
+    for c in speech:
+        if 0.3 * bench.SR <= len(c.samples) < bench.SPEECH_MIN_SECONDS * bench.SR:
+            talkers.setdefault(c.voice, []).append(c.samples)
+    sfx = [c for c in real if c.kind == "sfx" and len(c.samples) >= bench.SR]
+    said = lambda c, words: any(w in c.caption for w in words)
+    utterances = bench.utterances(speech)
+    chosen = np.random.default_rng(7).permutation(len(utterances))[:60]
+    return bench.SpeechPools(
+        utterances=[utterances[i] for i in chosen], talkers={v: xs for v, xs in talkers.items() if len(xs) >= 5},
+        traffic=[c.samples for c in sfx if said(c, ("engine", "car ", "motor", "truck"))],
+        city=[c.samples for c in sfx if said(c, ("machine", "factory", "construction", "hammer", "drill", "crowd"))],
+        music=[c.samples for c in real if c.kind == "music"][:200])
+
+
+def score(args) -> None:
+    import bench.separation as bench
+    from bench.yardstick import si_sdr
+    from soundtok_cli.models.registry import load_separator
+    from soundtok_cli.separate.model import HOP, N_FFT
+    from soundtok_cli.separate.speech import suppressor_gain
+    from soundtok_cli.separate.subband import subband_masks
+
+    torch.set_num_threads(args.threads)
+    nets = {os.path.basename(os.path.dirname(p)) or p: load_checkpoint(p) for p in args.checkpoint}
+    separator = load_separator(device="cpu")
+    query = [dataclasses.replace(q, speech=False) for q in separator.ground(["speech"])]
+    window = torch.hann_window(N_FFT)
+    sets = {"known voices": bench.speech_mixtures(tuning_pools(args.corpus), 6, seed=4242),
+            "held-out voices": bench.speech_mixtures(bench.speech_pools(bench.read_heldout(f"{args.corpus}/heldout")), 8)}
+    report = {}
+    for name, mixtures in sets.items():
+        totals: dict[str, list[float]] = {}
+        for m in mixtures:
+            spec = torch.stft(torch.from_numpy(m.mixture.astype(np.float32)), N_FFT, HOP, window=window,
+                              return_complex=True).T
+            magnitude = spec.abs().numpy()
+            network = separator.masks(magnitude.astype(np.float32), query)[0]
+            masks = {"network": network}
+            for label, net in nets.items():
+                masks[label] = subband_masks(net, magnitude)[0]
+            gain = suppressor_gain(magnitude)
+            masks["suppressor"] = gain
+            masks["shipped"] = (network + gain) / 2
+            for label in nets:
+                masks[f"{label} + suppressor"] = (masks[label] + gain) / 2
+                masks[f"{label} + both"] = (masks[label] + gain + network) / 3
+            for label, mask in masks.items():
+                estimate = torch.istft((spec * torch.from_numpy(mask.astype(np.float32))).T, N_FFT, HOP, window=window,
+                                       length=len(m.mixture)).numpy().astype(np.float64)
+                totals.setdefault(label, []).append(si_sdr(m.target, estimate) - si_sdr(m.target, m.mixture))
+        report[name] = {k: round(float(np.mean(v)), 2) for k, v in totals.items()}
+        print(name + ": " + ", ".join(f"{k} {v:+.2f}" for k, v in report[name].items()), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="step", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--corpus", default="corpus")
+    t.add_argument("--cache", default="checkpoints/separate", help="the separator trainer's caption cache")
+    t.add_argument("--checkpoints", default="checkpoints/subband")
+    t.add_argument("--steps", type=int, default=2400)
+    t.add_argument("--batch", type=int, default=24)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--neighbours", type=int, default=SubbandConfig.neighbours)
+    t.add_argument("--lookahead", type=int, default=SubbandConfig.lookahead)
+    t.add_argument("--hidden", type=int, default=SubbandConfig.hidden)
+    t.add_argument("--causal", action="store_true", help="a one-way GRU (cheaper at run time)")
+    t.add_argument("--threads", type=int, default=1)
+    e = sub.add_parser("export")
+    e.add_argument("--checkpoint", default="checkpoints/subband/last.pt")
+    e.add_argument("--separator", required=True, help="the separator's weights file to add the mask to")
+    e.add_argument("--out", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("checkpoint", nargs="+")
+    s.add_argument("--corpus", default="corpus")
+    s.add_argument("--json")
+    s.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.step == "export":
+        export(args.checkpoint, args.separator, args.out)
+    else:
+        {"train": train, "score": score}[args.step](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The sub-band speech mask (soundtok_cli.separate.subband): what it reads, what it returns, that it
+ships inside the separator's weights, and its trainer's loss and export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from soundtok_cli.separate.speech import suppressor_gain
+from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features, subband_masks
+
+
+def noisy_magnitude(frames: int = 400, bins: int = 513, seed: int = 0) -> np.ndarray:
+    """Exponential noise power with a gliding harmonic tone rising 20 dB above it in the middle."""
+    rng = np.random.default_rng(seed)
+    power = rng.exponential(1.0, (frames, bins))
+    for t in range(frames // 4, 3 * frames // 4):
+        f0 = 4 + 2 * np.sin(t / 20)
+        for h in range(1, 12):
+            power[t, int(round(h * f0))] += 100.0
+    return np.sqrt(power)
+
+
+@pytest.mark.parametrize("config", [SubbandConfig(), SubbandConfig(lookahead=3, neighbours=10, bidirectional=False)])
+def test_features_have_the_configured_shape_and_ignore_the_level(config):
+    magnitude = noisy_magnitude()
+    feats, gain = features(magnitude, config)
+    assert feats.shape == (config.bins, len(magnitude), config.features) and feats.dtype == np.float32
+    assert gain.shape == magnitude.shape
+    louder, _ = features(100.0 * magnitude, config)
+    assert np.abs(louder - feats).max() < 1e-4  # only ratios to the noise floor: a voice at any level
+
+
+def test_features_of_chosen_bins_match_those_of_every_bin():
+    config = SubbandConfig(lookahead=2)
+    magnitude = noisy_magnitude(seed=1)
+    every, _ = features(magnitude, config)
+    chosen = np.array([0, 3, 64, 127])
+    some, _ = features(magnitude, config, chosen)
+    np.testing.assert_array_equal(some, every[chosen])
+
+
+def test_the_mask_covers_every_bin_and_keeps_the_suppressor_above_its_bins():
+    torch.manual_seed(0)
+    net = SubbandMask(SubbandConfig()).eval()
+    magnitude = noisy_magnitude(seed=2)
+    mask = subband_masks(net, magnitude)[0]
+    assert mask.shape == magnitude.shape and mask.min() >= 0 and mask.max() <= 1
+    np.testing.assert_allclose(mask[:, 128:], suppressor_gain(magnitude)[:, 128:])
+
+
+def test_a_low_sample_rate_with_fewer_bins_than_the_network_models():
+    torch.manual_seed(0)
+    net = SubbandMask(SubbandConfig()).eval()
+    magnitude = noisy_magnitude(bins=86, seed=3)  # 8 kHz at the separator's bin spacing
+    mask = subband_masks(net, magnitude)[0]
+    assert mask.shape == magnitude.shape and np.isfinite(mask).all()
+
+
+def test_the_shipped_separator_carries_a_trained_subband_mask():
+    from soundtok_cli.models.registry import load_separator
+
+    separator = load_separator(device="cpu")
+    net = separator.speech_net
+    assert net is not None and net.config.bins <= 513
+    # trained, not initial: the tone the suppressor keeps is kept, the noise around it lowered
+    magnitude = noisy_magnitude(seed=4)
+    mask = subband_masks(net, magnitude)[0]
+    frames = slice(150, 250)
+    tone = mask[frames][noisy_magnitude(seed=4)[frames] ** 2 > 50].mean()
+    quiet = mask[:80, :128].mean()
+    assert tone > 0.6 and quiet < 0.3, (tone, quiet)
+
+
+def test_export_adds_the_mask_to_a_separator_file(tmp_path):
+    from safetensors import safe_open
+
+    from soundtok_cli.models.registry import find, load_separator
+    from soundtok_cli.train.subband import export
+
+    net = SubbandMask(SubbandConfig(hidden=8))
+    checkpoint = tmp_path / "last.pt"
+    torch.save({"model": net.state_dict(), "step": 7, "config": net.config.to_json()}, checkpoint)
+    out = tmp_path / "separator.safetensors"
+    export(str(checkpoint), find("soundtok-separate").path(), str(out))
+    with safe_open(str(out), framework="pt") as f:
+        assert SubbandConfig.from_json(f.metadata()["subband"]) == net.config
+        assert f.metadata()["subband_step"] == "7"
+    loaded = load_separator(device="cpu", path=str(out)).speech_net
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value.to(torch.float16).float())
+
+
+def test_the_loss_falls_when_the_mask_keeps_the_target():
+    from soundtok_cli.train.subband import loss_of
+
+    torch.manual_seed(0)
+    net = SubbandMask(SubbandConfig(hidden=8))
+    f = torch.randn(2, 4, 50, net.config.features)
+    x = torch.rand(2, 4, 50) + 0.5
+    target = x * (torch.rand(2, 4, 50) > 0.5)
+    optimizer = torch.optim.Adam(net.parameters(), 1e-2)
+    first = loss_of(net, f, x, target).item()
+    for _ in range(60):
+        loss = loss_of(net, f, x, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.7 * first
