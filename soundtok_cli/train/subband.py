@@ -158,6 +158,12 @@ def tuning_pools(corpus: str):
         music=[c.samples for c in real if c.kind == "music"][:200])
 
 
+def _label(path: str) -> str:
+    """checkpoints/sb-x/last.pt -> "sb-x"; other files by their own name."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return os.path.basename(os.path.dirname(os.path.abspath(path))) if stem == "last" else stem
+
+
 def score(args) -> None:
     import bench.separation as bench
     from bench.yardstick import si_sdr
@@ -167,7 +173,7 @@ def score(args) -> None:
     from soundtok_cli.separate.subband import subband_masks
 
     torch.set_num_threads(args.threads)
-    nets = {os.path.basename(os.path.dirname(p)) or p: load_checkpoint(p) for p in args.checkpoint}
+    nets = {_label(p): load_checkpoint(p) for p in args.checkpoint}
     separator = load_separator(device="cpu")
     query = [dataclasses.replace(q, speech=False) for q in separator.ground(["speech"])]
     window = torch.hann_window(N_FFT)

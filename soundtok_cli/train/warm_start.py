@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-# tensors a shipped file carries beside the network's weights: the separator's concept table
-NOT_WEIGHTS = ("concepts",)
+
+def _is_network_weight(name: str) -> bool:
+    """Not one of the tensors a shipped file carries beside the network's weights: the separator's
+    concept table and its sub-band speech mask (separate/subband.py)."""
+    return name != "concepts" and not name.startswith("subband.")
 
 
 def initial_weights(model, path: str) -> None:
@@ -11,4 +14,4 @@ def initial_weights(model, path: str) -> None:
     from safetensors.torch import load_file
 
     state = load_file(path)
-    model.load_state_dict({k: v.float() for k, v in state.items() if k not in NOT_WEIGHTS})
+    model.load_state_dict({k: v.float() for k, v in state.items() if _is_network_weight(k)})
