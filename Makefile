@@ -8,7 +8,7 @@
 #   make train-codec   train the codec (resumable) and export the shipped weights
 #   make train-embed   build the captioned token examples, train the audio tower, export it
 #   make train-generate build the captioned token sequences, train the token language model, export it
-#   make train-separate train the query-conditioned separation model on corpus mixtures, export it
+#   make train-separate train the query-conditioned separation model and its sub-band speech mask, export both
 #   make bench         codec quality/speed and retrieval tables (bench/results/*.json)
 
 SHELL := /bin/bash
@@ -31,7 +31,8 @@ GENERATE_CHECKPOINTS ?= checkpoints/generate
 GENERATE_DATA ?= checkpoints/generate-data
 GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v2.safetensors
 SEPARATE_CHECKPOINTS ?= checkpoints/separate
-SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v2.safetensors
+SUBBAND_CHECKPOINTS ?= checkpoints/subband
+SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v3.safetensors
 DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
@@ -204,6 +205,8 @@ train-generate: install $(CORPUS)/READY
 train-separate: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.separate train --corpus $(CORPUS) --checkpoints $(SEPARATE_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.separate export --corpus $(CORPUS) --checkpoints $(SEPARATE_CHECKPOINTS) --out $(SEPARATE_WEIGHTS)
+	$(BIN)/python -m soundtok_cli.train.subband train --corpus $(CORPUS) --cache $(SEPARATE_CHECKPOINTS) --checkpoints $(SUBBAND_CHECKPOINTS)
+	$(BIN)/python -m soundtok_cli.train.subband export --checkpoint $(SUBBAND_CHECKPOINTS)/last.pt --separator $(SEPARATE_WEIGHTS) --out $(SEPARATE_WEIGHTS)
 
 bench: install-bench $(CORPUS)/READY
 	$(BIN)/python -m bench.codec_quality --clips $(CORPUS)/heldout/clips

@@ -3,7 +3,7 @@ sound effects, and speed.
 
   python -m bench.separation [--part speech,effects,speed] [--mixtures 8] [--effect-mixtures 5]
                              [--speed-seconds 60] [--heldout corpus/heldout] [--no-dfn]
-                             [--weights CANDIDATE.safetensors] [--mask both|network|suppressor]
+                             [--weights CANDIDATE.safetensors] [--mask command|network|suppressor|subband]
                              [--out bench/results/separation.json]
 
 Only material the separation model never trained on: the held-out corpus (`corpus/heldout`:
@@ -21,8 +21,9 @@ speech   Clean speech: held-out speech clips of at least 2 s, edges trimmed, joi
            pink noise  stationary pink noise
          mixed at each SNR (speech energy over background energy over the whole mixture), then
          the mixture scaled to a peak of -6 dBFS. soundtok: `extract(mix, 48000, "speech")` (the
-         network's mask averaged with the noise suppressor's gain; --mask network: the network's
-         mask alone, --mask suppressor: the suppressor's gain alone, one pass over each mixture);
+         network's mask, the noise suppressor's gain and the sub-band network's mask averaged;
+         --mask network: the network's mask alone; --mask suppressor or subband: that part
+         alone, one pass over each mixture);
          DeepFilterNet3 (bench/dfn3.py) denoises the same mixtures in the same run. Figure: SI-SDR
          improvement, SI-SDR(estimate, clean) - SI-SDR(mixture, clean), mean over mixtures.
 effects  Two held-out sounds of different kinds (never the same group: rain and surf are both
@@ -346,18 +347,22 @@ def speech_mixtures(pools: SpeechPools, count: int, snrs=SNRS, backgrounds=BACKG
     return out
 
 
-def suppressed(mix: np.ndarray) -> np.ndarray:
-    """The separator's noise suppressor alone (soundtok_cli/separate/speech.py) over a whole
-    mixture in one pass: what it adds to the network's mask when a voice is kept."""
+def one_part(mix: np.ndarray, part: str, subband=None) -> np.ndarray:
+    """One part of the speech path (soundtok_cli/separate/speech.py) alone over a whole mixture in
+    one pass: the noise suppressor's gain ("suppressor") or the sub-band network's mask
+    ("subband"), to show what each adds when a voice is kept."""
     import torch
 
     from soundtok_cli.separate.model import HOP, N_FFT
     from soundtok_cli.separate.speech import suppressor_gain
+    from soundtok_cli.separate.subband import subband_masks
 
     window = torch.hann_window(N_FFT)
     spec = torch.stft(torch.from_numpy(mix.astype(np.float32)), N_FFT, HOP, window=window, center=True,
                       return_complex=True)
-    gain = torch.from_numpy(suppressor_gain(spec.abs().T.numpy()).T.astype(np.float32))
+    magnitude = spec.abs().T.numpy()
+    mask = suppressor_gain(magnitude) if part == "suppressor" else subband_masks(subband, magnitude)[0]
+    gain = torch.from_numpy(mask.T.astype(np.float32))
     return torch.istft(spec * gain, N_FFT, HOP, window=window, center=True, length=len(mix)).numpy().astype(np.float64)
 
 
@@ -700,8 +705,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--effect-mixtures", type=int, default=5, help="mixtures per effect class")
     parser.add_argument("--heldout", default="corpus/heldout")
     parser.add_argument("--no-dfn", action="store_true", help="leave DeepFilterNet3 out")
-    parser.add_argument("--mask", choices=("both", "network", "suppressor"), default="both",
-                        help="keep speech as the command does (both), or with one of its two parts alone")
+    parser.add_argument("--mask", choices=("command", "network", "suppressor", "subband"), default="command",
+                        help="keep speech as the command does, or with one of its parts alone")
     parser.add_argument("--speed-seconds", type=float, default=60.0)
     parser.add_argument("--weights", help="score a candidate (an exported separator file) instead of the shipped weights")
     parser.add_argument("--out", default="bench/results/separation.json")
@@ -727,10 +732,12 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     sep = load_separator(device="cpu", path=args.weights)
+    if args.mask == "subband" and sep.speech_net is None:
+        parser.error(f"--mask subband: {args.weights} carries no sub-band speech mask")
 
     def soundtok(mix: np.ndarray, query: str) -> np.ndarray:
-        if args.mask == "suppressor" and query == SPEECH_QUERY:
-            return suppressed(mix)
+        if args.mask in ("suppressor", "subband") and query == SPEECH_QUERY:
+            return one_part(mix, args.mask, sep.speech_net)
         if args.mask == "network":
             queries = [dataclasses.replace(q, speech=False) for q in sep.ground([query])]
             stage = sep.stage(queries, SR, "keep")

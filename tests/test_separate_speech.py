@@ -106,6 +106,18 @@ def test_speech_mask_is_half_the_network_and_half_the_gain():
     assert inside.min() >= 0.5 * GAIN_FLOOR - 1e-6 and inside.max() <= 0.5 + 1e-6
 
 
+def test_with_the_subband_network_the_mask_is_the_mean_of_three():
+    from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, subband_masks
+
+    torch.manual_seed(0)
+    subband = SubbandMask(SubbandConfig(hidden=8)).eval()
+    rng = np.random.default_rng(6)
+    magnitude = np.sqrt(rng.exponential(1.0, (300, 200)))
+    network = rng.uniform(0, 1, magnitude.shape)
+    sub, gain = subband_masks(subband, magnitude)
+    np.testing.assert_allclose(speech_mask(network, magnitude, subband=subband), (network + gain + sub) / 3, rtol=1e-6)
+
+
 def test_speech_chunks_join_as_well_as_the_network_alone(separator, voice):
     """In chunks as whole: the suppressor's windows fit inside the chunks' context, so it adds no
     difference of its own. (The network's recurrent layers see only the chunks' 1 s of context,

@@ -12,7 +12,8 @@ from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features, 
 
 
 def noisy_magnitude(frames: int = 400, bins: int = 513, seed: int = 0) -> np.ndarray:
-    """Exponential noise power with a gliding harmonic tone rising 20 dB above it in the middle."""
+    """Exponential noise power with a gliding harmonic tone rising 20 dB above it in the middle:
+    shapes and levels, not speech."""
     rng = np.random.default_rng(seed)
     power = rng.exponential(1.0, (frames, bins))
     for t in range(frames // 4, 3 * frames // 4):
@@ -58,19 +59,23 @@ def test_a_low_sample_rate_with_fewer_bins_than_the_network_models():
     assert mask.shape == magnitude.shape and np.isfinite(mask).all()
 
 
-def test_the_shipped_separator_carries_a_trained_subband_mask():
+def test_the_shipped_separator_carries_a_trained_subband_mask(tmp_path):
+    from audio_checks import si_sdr
     from soundtok_cli.models.registry import load_separator
+    from test_separate import speak
+    from test_separate_speech import masked, pink_at, power_of
 
-    separator = load_separator(device="cpu")
-    net = separator.speech_net
+    net = load_separator(device="cpu").speech_net
     assert net is not None and net.config.bins <= 513
-    # trained, not initial: the tone the suppressor keeps is kept, the noise around it lowered
-    magnitude = noisy_magnitude(seed=4)
-    mask = subband_masks(net, magnitude)[0]
-    frames = slice(150, 250)
-    tone = mask[frames][noisy_magnitude(seed=4)[frames] ** 2 > 50].mean()
-    quiet = mask[:80, :128].mean()
-    assert tone > 0.6 and quiet < 0.3, (tone, quiet)
+    # trained, not initial: alone it keeps a voice in steady noise better than the suppressor
+    voice = speak(tmp_path, "A voice in a noisy room, and a mask that keeps it while the hiss goes.")
+    mixture = voice + pink_at(voice, 0.0, 7)
+    spec, power = power_of(mixture)
+    sub, gain = subband_masks(net, np.sqrt(power))
+    before = si_sdr(voice, mixture)
+    improvement = si_sdr(voice, masked(spec, sub, len(mixture))) - before
+    suppressor = si_sdr(voice, masked(spec, gain, len(mixture))) - before
+    assert improvement > 4.0 and improvement > suppressor, (improvement, suppressor)  # measured: +6.3, +5.2
 
 
 def test_export_adds_the_mask_to_a_separator_file(tmp_path):

@@ -41,7 +41,7 @@ BUILT_IN = [
                prototypes="soundtok-embed-v1-prototypes.safetensors"),
     ModelEntry("soundtok-generate", "2", "generator", "soundtok-generate-v2.safetensors", "soundtok-generate-v2.md",
                "token language model: endless sound from a description, an example or a recording"),
-    ModelEntry("soundtok-separate", "2", "separator", "soundtok-separate-v2.safetensors", "soundtok-separate-v2.md",
+    ModelEntry("soundtok-separate", "3", "separator", "soundtok-separate-v3.safetensors", "soundtok-separate-v3.md",
                "query-conditioned separation: keep or remove the sound a description names"),
 ]
 DEFAULT_CODEC = "soundtok-codec"

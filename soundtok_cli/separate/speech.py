@@ -1,14 +1,18 @@
-"""Keeping speech: the network's mask averaged with a classical noise-suppression gain.
+"""Keeping speech: the network's mask averaged with a classical noise-suppression gain and the
+sub-band speech mask (separate/subband.py).
 
 Why: the network (trained on CPU for 4,400 steps on few real voices) keeps the voices it was
 trained on well but partly removes voices it has never heard, while a statistical noise
-suppressor knows no voices at all: it keeps whatever rises above a tracked noise floor. On
-speech in noise from unseen voices (`python -m bench.separation --part speech`, held-out
-ktuberling voices) the network alone scored +1.9 dB SI-SDR improvement, the suppressor alone
-+4.5, their equal average +4.4; on 84 mixtures of training-split real voices over other
-backgrounds (a tuning set, not the benchmark) +4.6, +2.8 and +4.8. The average is never far from
-the better of the two, so it is what `--keep speech` uses; a query for anything else gets the
-network's mask alone (a noise suppressor would remove the rain asked for).
+suppressor knows no voices at all: it keeps whatever rises above a tracked noise floor, and the
+sub-band network knows only what speech does within a band over time. Speech in noise, SI-SDR
+improvement, on 84 mixtures of training-split real voices over other backgrounds (a tuning set,
+not the benchmark) / the benchmark's held-out voices (`python -m bench.separation --part speech`):
+the network alone +3.66 / +1.88 dB, the suppressor alone +2.80 / +4.17, the sub-band mask alone
++4.34 / +4.11; the network and the suppressor averaged (version 2) +4.38 / +4.19, all three
++4.86 / +4.61 (`python -m soundtok_cli.train.subband score`). The average of the three is above
+each part alone on both sets, so it is what `--keep speech` uses; a query for anything else gets the
+network's mask alone (a noise suppressor would remove the rain asked for). A separator file
+without the sub-band mask (version 2) gets the network and the suppressor, half and half.
 
 The suppressor is textbook, with the usual parameters (none fitted to the benchmark): the noise
 power per bin by minimum statistics (Martin 2001: the power smoothed over about 70 ms, its

@@ -4,7 +4,7 @@
     python -m soundtok_cli.train.separate export --checkpoints checkpoints/separate
 
 On a GPU, make the mixtures in other processes and take larger batches, e.g. `train --device cuda
---workers 14 --batch 48`; `--init soundtok_cli/models/soundtok-separate-v2.safetensors` carries on
+--workers 14 --batch 48`; `--init soundtok_cli/models/soundtok-separate-v3.safetensors` carries on
 from the shipped weights (a fresh optimizer; `warm_start.py`) instead of starting from scratch.
 
 Mixtures are made on the fly from the corpus's training split (`separate_data.py`); the held-out
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
-    e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v2.safetensors"))
+    e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v3.safetensors"))
     args = parser.parse_args(argv)
     if args.step == "train":
         train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads, args.seconds,

@@ -1,14 +1,15 @@
-"""`make train-subband`: train the sub-band speech mask (separate/subband.py; resumable), export it,
-and score it against the shipped speech path.
+"""The sub-band speech mask's trainer (separate/subband.py; resumable; the second half of `make
+train-separate`): train it, add it to a separator's weights file, score it against the speech path.
 
-    python -m soundtok_cli.train.subband train --checkpoints checkpoints/subband --steps 2400
-    python -m soundtok_cli.train.subband export --checkpoints checkpoints/subband
+    python -m soundtok_cli.train.subband train --checkpoints checkpoints/subband   # 700 steps, 32 min
+    python -m soundtok_cli.train.subband export --checkpoint checkpoints/subband/last.pt \
+        --separator soundtok_cli/models/soundtok-separate-v3.safetensors --out soundtok_cli/models/soundtok-separate-v3.safetensors
     python -m soundtok_cli.train.subband score checkpoints/subband/last.pt
 
 Examples are the separator's speech-over-background mixtures (train/separate_data.py: a voice,
 half the time shifted in pitch and formants, in a room or not, over sound effects, music,
-procedural noise or a crowd, -5 to 15 dB), 3 s each; each contributes 48 random bins of the
-modelled ones. The loss is the energy-weighted magnitude error of the kept speech (what SI-SDR
+procedural noise or a crowd, -5 to 15 dB), 3 s each, 24 per step; each contributes 48 random
+bins of the modelled ones. AdamW, lr 3e-3, 50 steps of warm-up, cosine decay, one thread. The loss is the energy-weighted magnitude error of the kept speech (what SI-SDR
 weighs) plus 0.3 x the separator's compressed-magnitude term (quiet bins matter to the ear).
 
 `score` makes two sets the benchmark's way (bench/separation.py): mixtures of training-split
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--corpus", default="corpus")
     t.add_argument("--cache", default="checkpoints/separate", help="the separator trainer's caption cache")
     t.add_argument("--checkpoints", default="checkpoints/subband")
-    t.add_argument("--steps", type=int, default=2400)
+    t.add_argument("--steps", type=int, default=700,
+                   help="longer fits the training voices better and unseen ones worse (the model card)")
     t.add_argument("--batch", type=int, default=24)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--neighbours", type=int, default=SubbandConfig.neighbours)
