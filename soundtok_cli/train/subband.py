@@ -193,7 +193,7 @@ def score(args) -> None:
                 masks[label] = subband_masks(net, magnitude)[0]
             gain = suppressor_gain(magnitude)
             masks["suppressor"] = gain
-            masks["shipped"] = (network + gain) / 2
+            masks["network + suppressor (version 2)"] = (network + gain) / 2
             for label in nets:
                 masks[f"{label} + suppressor"] = (masks[label] + gain) / 2
                 masks[f"{label} + both"] = (masks[label] + gain + network) / 3
