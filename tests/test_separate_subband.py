@@ -113,3 +113,41 @@ def test_the_loss_falls_when_the_mask_keeps_the_target():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.7 * first
+
+
+def tiny_corpus(root) -> str:
+    """A training split of two voiced-speech stand-ins and three other sounds, 4 s each."""
+    from soundtok_cli.data import synth
+
+    rng = np.random.default_rng(0)
+    n = 4 * 48000
+    t = np.arange(n) / 48000
+    syllables = (np.sin(2 * np.pi * 4 * t) > 0).astype(float)  # four bursts a second
+    voice = lambda f0: syllables * sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 20))
+    sounds = [("speech", "a male voice speaking", voice(110)), ("speech", "a female voice speaking", voice(210)),
+              ("sfx", "rain", synth.rain(rng, 48000, 4.0)[0][:n]), ("sfx", "wind", synth.wind(rng, 48000, 4.0)[0][:n]),
+              ("sfx", "pink noise", synth.pink(rng, n))]
+    split = root / "train"
+    split.mkdir(parents=True)
+    shard = np.concatenate([np.int16(np.clip(x / np.abs(x).max() * 0.5, -1, 1) * 32767) for _, _, x in sounds])
+    np.save(split / "shard-0000.npy", shard)
+    rows = ["shard\toffset\tlength\tkind\tsource\tcaption"]
+    rows += [f"shard-0000.npy\t{i * n}\t{n}\t{kind}\ttest:{i}\t{caption}" for i, (kind, caption, _) in enumerate(sounds)]
+    (split / "index.tsv").write_text("\n".join(rows) + "\n")
+    return str(root)
+
+
+def test_training_runs_saves_and_resumes(tmp_path, capsys):
+    from soundtok_cli.train.subband import load_checkpoint, main
+
+    corpus = tiny_corpus(tmp_path / "corpus")
+    common = ["--corpus", corpus, "--cache", str(tmp_path / "cache"), "--checkpoints", str(tmp_path / "ck"),
+              "--batch", "2", "--hidden", "8"]
+    main(["train", *common, "--steps", "2"])
+    first = torch.load(tmp_path / "ck" / "last.pt", weights_only=False)
+    assert first["step"] == 2 and SubbandConfig.from_json(first["config"]).hidden == 8
+    main(["train", *common, "--steps", "3", "--hidden", "16"])  # a resumed run keeps its configuration
+    assert "resuming at step 2" in capsys.readouterr().out
+    net = load_checkpoint(str(tmp_path / "ck" / "last.pt"))
+    assert net.config.hidden == 8
+    assert torch.load(tmp_path / "ck" / "last.pt", weights_only=False)["step"] == 3
