@@ -23,7 +23,8 @@ def noisy_magnitude(frames: int = 400, bins: int = 513, seed: int = 0) -> np.nda
     return np.sqrt(power)
 
 
-@pytest.mark.parametrize("config", [SubbandConfig(), SubbandConfig(lookahead=3, neighbours=10, bidirectional=False)])
+@pytest.mark.parametrize("config", [SubbandConfig(), SubbandConfig(lookahead=3, neighbours=10, bidirectional=False),
+                                    SubbandConfig(harmonics=4)])
 def test_features_have_the_configured_shape_and_ignore_the_level(config):
     magnitude = noisy_magnitude()
     feats, gain = features(magnitude, config)
@@ -33,8 +34,22 @@ def test_features_have_the_configured_shape_and_ignore_the_level(config):
     assert np.abs(louder - feats).max() < 1e-4  # only ratios to the noise floor: a voice at any level
 
 
-def test_features_of_chosen_bins_match_those_of_every_bin():
-    config = SubbandConfig(lookahead=2)
+def test_harmonic_support_reads_where_the_multiples_of_a_bin_can_lie():
+    from soundtok_cli.separate.subband import harmonic_support
+
+    snr = np.full((5, 513), -1.0, np.float32)
+    snr[:, 20] = 2.0  # one bin standing above its floor
+    support = harmonic_support(snr, np.array([3, 5, 7, 10]), 4)  # multiples 2x, 3x, 4x, 5x
+    # 20 is 2x bin 10, can be 3x bin 7 (19.5 .. 22.5) and 4x bin 5 (18 .. 22); never a multiple of 3
+    assert (support[3, :, 0] == 2).all() and (support[2, :, 1] == 2).all() and (support[1, :, 2] == 2).all()
+    assert (support[0] == -1).all() and (support[3, :, 1:] == -1).all()
+    edge = harmonic_support(snr, np.array([127]), 4)  # multiples past the top read the top bin
+    assert edge.shape == (1, 5, 4) and (edge == -1).all()
+
+
+@pytest.mark.parametrize("harmonics", [0, 3])
+def test_features_of_chosen_bins_match_those_of_every_bin(harmonics):
+    config = SubbandConfig(lookahead=2, harmonics=harmonics)
     magnitude = noisy_magnitude(seed=1)
     every, _ = features(magnitude, config)
     chosen = np.array([0, 3, 64, 127])
@@ -82,7 +97,7 @@ def test_export_adds_the_mask_to_a_separator_file(tmp_path):
     from safetensors import safe_open
 
     from soundtok_cli.models.registry import find, load_separator
-    from soundtok_cli.train.subband import export
+    from soundtok_cli.train.subband import export, load_checkpoint
 
     net = SubbandMask(SubbandConfig(hidden=8))
     checkpoint = tmp_path / "last.pt"
@@ -93,8 +108,22 @@ def test_export_adds_the_mask_to_a_separator_file(tmp_path):
         assert SubbandConfig.from_json(f.metadata()["subband"]) == net.config
         assert f.metadata()["subband_step"] == "7"
     loaded = load_separator(device="cpu", path=str(out)).speech_net
+    scored = load_checkpoint(str(out))  # `score` reads the mask straight from a separator file too
     for name, value in net.state_dict().items():
         torch.testing.assert_close(loaded.state_dict()[name], value.to(torch.float16).float())
+        torch.testing.assert_close(scored.state_dict()[name], loaded.state_dict()[name])
+
+
+def test_examples_can_train_more_low_bins():
+    from soundtok_cli.train.subband import BINS_PER_EXAMPLE, LOW_BINS, example_bins
+
+    rng = np.random.default_rng(0)
+    for low in (0, 8):
+        bins = np.stack([example_bins(rng, SubbandConfig(), low) for _ in range(200)])
+        assert all(len(np.unique(b)) == BINS_PER_EXAMPLE and b.max() < 128 for b in bins)
+        share = (bins < LOW_BINS).mean()
+        expected = low / BINS_PER_EXAMPLE if low else LOW_BINS / 128
+        assert abs(share - expected) < 0.02, (low, share)
 
 
 def test_the_loss_falls_when_the_mask_keeps_the_target():

@@ -34,6 +34,7 @@ class SubbandConfig:
     lookahead: int = 0  # future frames read (the centre bin and 2 each side)
     hidden: int = 32
     bidirectional: bool = True
+    harmonics: int = 0  # harmonic multiples read (2x .. (harmonics+1)x the bin's frequency)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -44,7 +45,7 @@ class SubbandConfig:
 
     @property
     def features(self) -> int:
-        return 2 * self.neighbours + 1 + 5 * self.lookahead + 3
+        return 2 * self.neighbours + 1 + 5 * self.lookahead + self.harmonics + 3
 
 
 class SubbandMask(nn.Module):
@@ -70,7 +71,7 @@ def features(magnitude: np.ndarray, config: SubbandConfig, bins: np.ndarray | No
     gain = wiener_gain(power, noise)
     frames, count = power.shape
     k = config.neighbours
-    top = min(count, config.bins + k)  # the bins any feature reads
+    top = count if config.harmonics else min(count, config.bins + k)  # the bins any feature reads
     snr = np.clip(np.log((power[:, :top] + 1e-12) / (noise[:, :top] + 1e-12)) / 5, -3, 3).astype(np.float32)
     bins = np.arange(min(config.bins, count)) if bins is None else np.asarray(bins)
     padded = np.pad(snr, ((0, config.lookahead), (k, k)), mode="edge")
@@ -79,10 +80,28 @@ def features(magnitude: np.ndarray, config: SubbandConfig, bins: np.ndarray | No
     for ahead in range(1, config.lookahead + 1):  # the centre bin and 2 each side, `ahead` frames on
         at = 2 * k + 1 + 5 * (ahead - 1)
         out[..., at : at + 5] = sliding_window_view(padded[ahead : ahead + frames], 5, axis=1)[:, bins + k - 2].transpose(1, 0, 2)
+    if config.harmonics:
+        at = 2 * k + 1 + 5 * config.lookahead
+        out[..., at : at + config.harmonics] = harmonic_support(snr, bins, config.harmonics)
     out[..., -3] = (bins / (config.bins - 1) * 2 - 1)[:, None]
     out[..., -2] = np.log(gain[:, bins]).T
     out[..., -1] = snr[:, 2 : config.bins].mean(1)[None, :]  # how far the whole frame rises
     return out, gain
+
+
+def harmonic_support(snr: np.ndarray, bins: np.ndarray, harmonics: int) -> np.ndarray:
+    """(frames, F) scaled log SNR -> (bins, frames, harmonics): for each bin b and multiple
+    h = 2 .. harmonics + 1, the highest log SNR in the bins where h times b's frequency can lie. Where a
+    low bin holds a voice's fundamental or a low harmonic, its multiples stand above a rumble that
+    buries the bin itself: evidence from the clean band above, still blind to whose voice it is."""
+    count = snr.shape[1]
+    out = np.empty((len(bins), len(snr), harmonics), np.float32)
+    for j, h in enumerate(range(2, harmonics + 2)):
+        for i, b in enumerate(bins):
+            lo = min(count - 1, max(0, round((b - 0.5) * h)))
+            hi = min(count - 1, max(lo, round((b + 0.5) * h)))
+            out[i, :, j] = snr[:, lo : hi + 1].max(1)
+    return out
 
 
 def subband_masks(net: SubbandMask, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> tuple[np.ndarray, np.ndarray]:

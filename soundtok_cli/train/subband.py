@@ -32,6 +32,7 @@ from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features
 
 SEGMENT_SECONDS = 3.0
 BINS_PER_EXAMPLE = 48
+LOW_BINS = 12  # below 560 Hz, where a low voice and rumble share the bins
 
 
 def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +45,16 @@ def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
     return mixture, target
 
 
-def training_batch(sampler, config: SubbandConfig, batch: int):
+def example_bins(rng, config: SubbandConfig, low: int) -> np.ndarray:
+    """The BINS_PER_EXAMPLE bins an example trains, `low` of them among the lowest LOW_BINS."""
+    if not low:
+        return np.sort(rng.choice(config.bins, BINS_PER_EXAMPLE, replace=False))
+    low_bins = rng.choice(LOW_BINS, low, replace=False)
+    rest = rng.choice(np.arange(LOW_BINS, config.bins), BINS_PER_EXAMPLE - low, replace=False)
+    return np.sort(np.concatenate([low_bins, rest]))
+
+
+def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0):
     from soundtok_cli.separate.model import stft
 
     n = int(SEGMENT_SECONDS * 48000)
@@ -53,7 +63,7 @@ def training_batch(sampler, config: SubbandConfig, batch: int):
         mixture, target = speech_example(sampler, n)
         x = stft(torch.from_numpy(mixture[None]))[0].abs().numpy()
         t = stft(torch.from_numpy(target[None]))[0].abs().numpy()
-        bins = np.sort(sampler.rng.choice(config.bins, BINS_PER_EXAMPLE, replace=False))
+        bins = example_bins(sampler.rng, config, low)
         feats.append(features(x, config, bins)[0])
         mixes.append(x[:, bins].T)
         targets.append(t[:, bins].T)
@@ -82,7 +92,7 @@ def train(args) -> None:
         print(f"resuming at step {step}", flush=True)
     else:
         config = SubbandConfig(neighbours=args.neighbours, lookahead=args.lookahead, hidden=args.hidden,
-                               bidirectional=not args.causal)
+                               bidirectional=not args.causal, harmonics=args.harmonics)
         state, step = None, 0
     net = SubbandMask(config)
     optimizer = torch.optim.AdamW(net.parameters(), args.lr)
@@ -96,7 +106,7 @@ def train(args) -> None:
         cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
         for group in optimizer.param_groups:
             group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch))
+        loss = loss_of(net, *training_batch(sampler, config, args.batch, args.low_bins))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -112,6 +122,15 @@ def train(args) -> None:
 
 
 def load_checkpoint(path: str) -> SubbandMask:
+    """A trainer checkpoint, or the sub-band mask inside a separator's weights file (.safetensors)."""
+    if path.endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as f:
+            net = SubbandMask(SubbandConfig.from_json(f.metadata()["subband"]))
+            net.load_state_dict({k.removeprefix("subband."): f.get_tensor(k).float()
+                                 for k in f.keys() if k.startswith("subband.")})
+        return net.eval()
     state = torch.load(path, weights_only=False)
     net = SubbandMask(SubbandConfig.from_json(state["config"]))
     net.load_state_dict(state["model"])
@@ -223,6 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--lookahead", type=int, default=SubbandConfig.lookahead)
     t.add_argument("--hidden", type=int, default=SubbandConfig.hidden)
     t.add_argument("--causal", action="store_true", help="a one-way GRU (cheaper at run time)")
+    t.add_argument("--harmonics", type=int, default=SubbandConfig.harmonics,
+                   help="read the SNR at 2x .. (N+1)x each bin's frequency")
+    t.add_argument("--low-bins", type=int, default=0,
+                   help=f"of the {BINS_PER_EXAMPLE} bins an example trains, this many below {LOW_BINS} (560 Hz)")
     t.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("export")
     e.add_argument("--checkpoint", default="checkpoints/subband/last.pt")
