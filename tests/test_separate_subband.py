@@ -180,3 +180,19 @@ def test_training_runs_saves_and_resumes(tmp_path, capsys):
     net = load_checkpoint(str(tmp_path / "ck" / "last.pt"))
     assert net.config.hidden == 8
     assert torch.load(tmp_path / "ck" / "last.pt", weights_only=False)["step"] == 3
+
+
+def test_the_shifted_set_moves_each_voice_past_the_training_shifts():
+    from bench.separation import SR, SpeechPools
+    from soundtok_cli.train.subband import shifted_pools
+
+    tone = np.sin(2 * np.pi * 200 * np.arange(4 * SR) / SR).astype(np.float32)
+    pools = SpeechPools(utterances=[("a", tone), ("b", tone), ("c", tone), ("d", tone)], talkers={}, traffic=[],
+                        city=[], music=[])
+    shifted = shifted_pools(pools)
+    assert shifted.talkers is pools.talkers and [v for v, _ in shifted.utterances] == ["a", "b", "c", "d"]
+    for i, (_, x) in enumerate(shifted.utterances):
+        peak = np.argmax(np.abs(np.fft.rfft(x))) * SR / len(x)
+        semitones = 12 * np.log2(peak / 200)
+        assert 3.9 < abs(semitones) < 6.1 and np.sign(semitones) == (1 if i % 2 else -1), (i, semitones)
+        assert abs(len(x) / SR - 4 * 200 / peak) < 0.01  # resampled: shorter when higher

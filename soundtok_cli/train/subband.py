@@ -12,9 +12,11 @@ procedural noise or a crowd, -5 to 15 dB), 3 s each, 24 per step; each contribut
 bins of the modelled ones. AdamW, lr 3e-3, 50 steps of warm-up, cosine decay, one thread. The loss is the energy-weighted magnitude error of the kept speech (what SI-SDR
 weighs) plus 0.3 x the separator's compressed-magnitude term (quiet bins matter to the ear).
 
-`score` makes two sets the benchmark's way (bench/separation.py): mixtures of training-split
-real voices over training-split backgrounds (known voices), and the benchmark's held-out speech
-mixtures (unseen voices), and reports the SI-SDR improvement of each mask and their averages.
+`score` makes three sets the benchmark's way (bench/separation.py): mixtures of training-split
+real voices over training-split backgrounds (known voices), the same voices shifted 4 to 6
+semitones (past the training's +-3, so unknown to the separator's network), and the benchmark's
+held-out speech mixtures (unseen voices), and reports the SI-SDR improvement of each mask and
+their averages.
 """
 
 from __future__ import annotations
@@ -178,6 +180,20 @@ def tuning_pools(corpus: str):
         music=[c.samples for c in real if c.kind == "music"][:200])
 
 
+def shifted_pools(pools):
+    """The pools with each utterance shifted 4 to 6 semitones, down and up in turn (pitch and
+    formants together): voices past the training's +-3 semitones, so that the separator's network
+    no longer knows them, without the benchmark's own voices (a third set to choose on)."""
+    from soundtok_cli.train.separate_data import pitch_shifted
+
+    rng = np.random.default_rng(11)
+    shifted = []
+    for i, (voice, clean) in enumerate(pools.utterances):
+        ratio = 2 ** ((1 if i % 2 else -1) * rng.uniform(4, 6) / 12)
+        shifted.append((voice, pitch_shifted(clean, int(len(clean) / ratio), ratio)))
+    return dataclasses.replace(pools, utterances=shifted)
+
+
 def _label(path: str) -> str:
     """checkpoints/sb-x/last.pt -> "sb-x"; other files by their own name."""
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -198,6 +214,7 @@ def score(args) -> None:
     query = [dataclasses.replace(q, speech=False) for q in separator.ground(["speech"])]
     window = torch.hann_window(N_FFT)
     sets = {"known voices": bench.speech_mixtures(tuning_pools(args.corpus), 6, seed=4242),
+            "shifted voices": bench.speech_mixtures(shifted_pools(tuning_pools(args.corpus)), 6, seed=4243),
             "held-out voices": bench.speech_mixtures(bench.speech_pools(bench.read_heldout(f"{args.corpus}/heldout")), 8)}
     report = {}
     for name, mixtures in sets.items():
