@@ -177,11 +177,12 @@ def test_training_runs_saves_and_resumes(tmp_path, capsys):
     main(["train", *common, "--steps", "2"])
     first = torch.load(tmp_path / "ck" / "last.pt", weights_only=False)
     assert first["step"] == 2 and SubbandConfig.from_json(first["config"]).hidden == 8
-    main(["train", *common, "--steps", "3", "--hidden", "16"])  # a resumed run keeps its configuration
+    main(["train", *common, "--steps", "3", "--hidden", "16", "--low-bins", "4"])  # a resumed run keeps its configuration
     assert "resuming at step 2" in capsys.readouterr().out
     net = load_checkpoint(str(tmp_path / "ck" / "last.pt"))
     assert net.config.hidden == 8
-    assert torch.load(tmp_path / "ck" / "last.pt", weights_only=False)["step"] == 3
+    last = torch.load(tmp_path / "ck" / "last.pt", weights_only=False)
+    assert last["step"] == 3 and last["low_bins"] == 0
 
 
 def test_the_shifted_set_moves_each_voice_past_the_training_shifts():

@@ -91,11 +91,12 @@ def train(args) -> None:
     if os.path.exists(last):
         state = torch.load(last, weights_only=False)
         config, step = SubbandConfig.from_json(state["config"]), state["step"]
+        low = state.get("low_bins", 0)  # a resumed run keeps its checkpoint's sampling too
         print(f"resuming at step {step}", flush=True)
     else:
         config = SubbandConfig(neighbours=args.neighbours, lookahead=args.lookahead, hidden=args.hidden,
                                bidirectional=not args.causal, harmonics=args.harmonics)
-        state, step = None, 0
+        state, step, low = None, 0, args.low_bins
     net = SubbandMask(config)
     optimizer = torch.optim.AdamW(net.parameters(), args.lr)
     if state:
@@ -108,7 +109,7 @@ def train(args) -> None:
         cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
         for group in optimizer.param_groups:
             group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch, args.low_bins))
+        loss = loss_of(net, *training_batch(sampler, config, args.batch, low))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -119,7 +120,7 @@ def train(args) -> None:
         if step % 50 == 0 or step == args.steps:
             tmp = last + ".tmp"
             torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "config": config.to_json()}, tmp)
+                        "config": config.to_json(), "low_bins": low}, tmp)
             os.replace(tmp, last)
 
 
@@ -213,8 +214,9 @@ def score(args) -> None:
     separator = load_separator(device="cpu")
     query = [dataclasses.replace(q, speech=False) for q in separator.ground(["speech"])]
     window = torch.hann_window(N_FFT)
-    sets = {"known voices": bench.speech_mixtures(tuning_pools(args.corpus), 6, seed=4242),
-            "shifted voices": bench.speech_mixtures(shifted_pools(tuning_pools(args.corpus)), 6, seed=4243),
+    known = tuning_pools(args.corpus)
+    sets = {"known voices": bench.speech_mixtures(known, 6, seed=4242),
+            "shifted voices": bench.speech_mixtures(shifted_pools(known), 6, seed=4243),
             "held-out voices": bench.speech_mixtures(bench.speech_pools(bench.read_heldout(f"{args.corpus}/heldout")), 8)}
     report = {}
     for name, mixtures in sets.items():
