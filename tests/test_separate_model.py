@@ -44,6 +44,30 @@ def test_known_sounds_are_grounded_and_others_refused(separator):
         separator.ground(["  "])
 
 
+def test_a_refusal_names_concepts_that_read_as_words(separator):
+    """Game file names ('plasma plasmx a') are concepts too; a refusal shows only readable ones,
+    while grounding still measures against every concept."""
+    import re
+
+    with pytest.raises(UsageError) as error:
+        separator.ground(["quarterly tax report"])
+    named = re.findall(r"'([^']*)'", str(error.value).split("nearest concepts:")[1])
+    shown = set(separator._shown[1])
+    assert len(named) == 3 and all(name in shown for name in named), named
+    assert "plasma plasmx a" in separator.concept_names and "plasma plasmx a" not in shown
+    (traffic,) = separator.ground(["traffic"])  # what a loose query was taken as: the true nearest
+    assert traffic.score == traffic.nearest[0][1] == pytest.approx(float(np.max(separator.concept_vectors @ traffic.vector)))
+
+
+def test_readable_keeps_words_and_their_endings_and_hides_file_names():
+    from soundtok_cli.separate.concepts import readable
+
+    vocabulary = {"bird", "chirp", "rain", "hum", "cricket", "plasma", "a"}
+    names = ["birds chirping", "humming", "crickets, far away", "rain", "plasma plasmx a", "proxmine wstbexpl"]
+    assert readable(names, vocabulary).tolist() == [True, True, False, True, False, False]  # 'far', 'away' unknown here
+    assert readable(["zzqx"], set()).tolist() == [True]  # nothing readable: show everything rather than nothing
+
+
 @pytest.mark.parametrize("rate,channels", [(48000, 1), (44100, 2), (16000, 1), (96000, 2)])
 def test_kept_plus_removed_is_the_input_at_any_rate(separator, rate, channels):
     n = int(2.5 * rate)

@@ -41,6 +41,28 @@ def concept_words(captions: list[str], coarser: list[list[str]], phrases: list[s
     return sorted({" ".join(t.lower().split()) for t in texts if t.strip() and len(t.split()) <= MAX_WORDS})
 
 
+def readable(names: list[str], vocabulary: set[str]) -> np.ndarray:
+    """Which concept names are worth showing a user who asked for something the model does not
+    know: those whose every word is a whole word of the text tower's vocabulary, or one with a
+    plural, verb or adjective ending ('chirping', 'crickets'). Many concepts come from game file
+    names ('proxmine wstbexpl', 'powerplant pplnt'); a refusal that names them tells the user
+    nothing. On the shipped table this hides 1,143 of 2,363 names, real ones among them ('croaky',
+    'afterburner'): for a hint, the cheaper mistake. Grounding still uses every concept."""
+    def known(word: str) -> bool:
+        if word in vocabulary:
+            return True
+        for ending in ("s", "es", "ies", "ing", "ed", "y", "er", "ly"):
+            stem = word[: -len(ending)]
+            if word.endswith(ending) and len(stem) >= 3 and (
+                    stem in vocabulary or stem + "e" in vocabulary or stem + "y" in vocabulary
+                    or (stem[-1] == stem[-2] and stem[:-1] in vocabulary)):  # 'humming'
+                return True
+        return False
+
+    shown = np.array([all(known(w) for w in re.findall(r"[a-z]+", name.lower())) for name in names], bool)
+    return shown if shown.any() else np.ones(len(names), bool)
+
+
 def nearest(query: np.ndarray, vectors: np.ndarray, names: list[str], k: int = 3) -> list[tuple[str, float]]:
     """The k concepts closest to the query vector, with their cosine similarities, best first;
     concepts that only differ by an article or a plural are not repeated."""

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from soundtok_cli.errors import UsageError
-from soundtok_cli.separate.concepts import CROWD_QUERIES, GROUNDED, LOOSE, SPEECH_QUERIES, nearest
+from soundtok_cli.errors import SoundtokError, UsageError
+from soundtok_cli.separate.concepts import CROWD_QUERIES, GROUNDED, LOOSE, SPEECH_QUERIES, nearest, readable
 from soundtok_cli.separate.model import HOP, N_FFT, SAMPLE_RATE
 
 CONTEXT_SECONDS = 1.0
@@ -58,6 +58,8 @@ class QuerySeparator:
         self.concept_names = concept_names
         self.identity = identity
         self.device = device
+        shown = readable(concept_names, _text_vocabulary())  # the names a refusal may show
+        self._shown = concept_vectors[shown], [name for name, keep in zip(concept_names, shown) if keep]
         voices = [i for i, name in enumerate(concept_names) if name in SPEECH_QUERIES + CROWD_QUERIES]
         self._voice_phrases = concept_vectors[voices], [concept_names[i] in SPEECH_QUERIES for i in voices]
 
@@ -76,8 +78,9 @@ class QuerySeparator:
             close = nearest(vector, self.concept_vectors, self.concept_names)
             query = Query(text, np.asarray(vector, np.float32), close[0][1], close, self._asks_for_speech(vector))
             if query.score < GROUNDED:
+                hint = ", ".join(f"'{name}'" for name, _ in nearest(vector, *self._shown))
                 raise UsageError(f"cannot ground {text!r}: the separation model knows nothing like it "
-                                 f"(nearest concepts: {query.matched()}); describe the sound itself", option)
+                                 f"(nearest concepts: {hint}); describe the sound itself", option)
             queries.append(query)
         return queries
 
@@ -118,6 +121,18 @@ class QuerySeparator:
 
         stage = self.stage(self.ground([query]), sample_rate, "keep")
         return run_all(stage, x, chunk=stage.chunk)
+
+
+def _text_vocabulary() -> set[str]:
+    """The whole words of the text tower's WordPiece vocabulary (empty when it is not installed:
+    then recurring words alone decide what a message shows)."""
+    from soundtok_cli.embed.text import default_model_dir
+
+    try:
+        lines = (default_model_dir() / "vocab.txt").read_text(encoding="utf-8").split()
+    except (OSError, SoundtokError):
+        return set()
+    return {w for w in lines if w.isalpha()}
 
 
 def int8_layers(net):
