@@ -52,7 +52,7 @@ def test_a_refusal_names_concepts_that_read_as_words(separator):
     with pytest.raises(UsageError) as error:
         separator.ground(["quarterly tax report"])
     named = re.findall(r"'([^']*)'", str(error.value).split("nearest concepts:")[1])
-    shown = set(separator._shown[1])
+    shown = set(separator._readable_concepts[1])
     assert len(named) == 3 and all(name in shown for name in named), named
     assert "plasma plasmx a" in separator.concept_names and "plasma plasmx a" not in shown
     (traffic,) = separator.ground(["traffic"])  # what a loose query was taken as: the true nearest

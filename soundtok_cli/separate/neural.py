@@ -18,6 +18,7 @@ far less than the separation error (tests/test_separate_model.py measures it).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,8 +59,6 @@ class QuerySeparator:
         self.concept_names = concept_names
         self.identity = identity
         self.device = device
-        shown = readable(concept_names, _text_vocabulary())  # the names a refusal may show
-        self._shown = concept_vectors[shown], [name for name, keep in zip(concept_names, shown) if keep]
         voices = [i for i, name in enumerate(concept_names) if name in SPEECH_QUERIES + CROWD_QUERIES]
         self._voice_phrases = concept_vectors[voices], [concept_names[i] in SPEECH_QUERIES for i in voices]
 
@@ -78,11 +77,18 @@ class QuerySeparator:
             close = nearest(vector, self.concept_vectors, self.concept_names)
             query = Query(text, np.asarray(vector, np.float32), close[0][1], close, self._asks_for_speech(vector))
             if query.score < GROUNDED:
-                hint = ", ".join(f"'{name}'" for name, _ in nearest(vector, *self._shown))
+                hint = ", ".join(f"'{name}'" for name, _ in nearest(vector, *self._readable_concepts))
                 raise UsageError(f"cannot ground {text!r}: the separation model knows nothing like it "
                                  f"(nearest concepts: {hint}); describe the sound itself", option)
             queries.append(query)
         return queries
+
+    @functools.cached_property
+    def _readable_concepts(self) -> tuple[np.ndarray, list[str]]:
+        """The vectors and names a refusal may show (concepts.readable); worked out on the first
+        refusal, not at start-up, where every run would pay for it."""
+        shown = readable(self.concept_names, _text_vocabulary())
+        return self.concept_vectors[shown], [name for name, keep in zip(self.concept_names, shown) if keep]
 
     def _asks_for_speech(self, vector: np.ndarray) -> bool:
         """Closer to a speech phrase than to any crowd phrase, and at least loosely like it: "a man
@@ -125,7 +131,7 @@ class QuerySeparator:
 
 def _text_vocabulary() -> set[str]:
     """The whole words of the text tower's WordPiece vocabulary (empty when it is not installed:
-    then recurring words alone decide what a message shows)."""
+    then no name reads as words and a refusal may show any concept)."""
     from soundtok_cli.embed.text import default_model_dir
 
     try:

@@ -127,13 +127,12 @@ def train(args) -> None:
 def load_checkpoint(path: str) -> SubbandMask:
     """A trainer checkpoint, or the sub-band mask inside a separator's weights file (.safetensors)."""
     if path.endswith(".safetensors"):
-        from safetensors import safe_open
+        from soundtok_cli.models.registry import load_separator
 
-        with safe_open(path, framework="pt") as f:
-            net = SubbandMask(SubbandConfig.from_json(f.metadata()["subband"]))
-            net.load_state_dict({k.removeprefix("subband."): f.get_tensor(k).float()
-                                 for k in f.keys() if k.startswith("subband.")})
-        return net.eval()
+        net = load_separator(device="cpu", path=path).speech_net
+        if net is None:
+            raise SystemExit(f"{path} carries no sub-band speech mask")
+        return net
     state = torch.load(path, weights_only=False)
     net = SubbandMask(SubbandConfig.from_json(state["config"]))
     net.load_state_dict(state["model"])
