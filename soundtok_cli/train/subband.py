@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--harmonics", type=int, default=SubbandConfig.harmonics,
                    help="read the SNR at 2x .. (N+1)x each bin's frequency")
     t.add_argument("--low-bins", type=int, default=0,
-                   help=f"of the {BINS_PER_EXAMPLE} bins an example trains, this many below {LOW_BINS} (560 Hz)")
+                   help=f"of the {BINS_PER_EXAMPLE} bins an example trains, this many among the lowest {LOW_BINS} (below 560 Hz)")
     t.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("export")
     e.add_argument("--checkpoint", default="checkpoints/subband/last.pt")
