@@ -6,7 +6,7 @@ import torch
 
 from soundtok_cli.separate.model import SeparatorNet, apply, stft
 from soundtok_cli.train.separate import separation_loss, si_sdr
-from soundtok_cli.train.colour import random_colour
+from soundtok_cli.train.colour import proximity_boost, random_colour
 from soundtok_cli.train.separate_data import SAMPLE_RATE, pitch_shifted
 
 
@@ -67,6 +67,22 @@ def test_colour_changes_the_balance_not_the_length():
         spectrum = np.abs(np.fft.rfft(y))
         ratios.append(20 * np.log10(spectrum[10000] / spectrum[100]))  # 1 Hz bins
     assert max(ratios) - min(ratios) > 10  # the low/high balance varies from draw to draw
+
+
+def test_a_close_microphone_lifts_a_voices_fundamental_and_leaves_its_formants():
+    rng = np.random.default_rng(1)
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    x = (np.sin(2 * np.pi * 60 * t) + np.sin(2 * np.pi * 120 * t) + np.sin(2 * np.pi * 2000 * t)).astype(np.float32)
+    before = np.abs(np.fft.rfft(x))
+    lifts = []
+    for _ in range(20):
+        y = proximity_boost(x, rng)
+        assert y.shape == x.shape and y.dtype == np.float32
+        after = np.abs(np.fft.rfft(y))  # 1 Hz bins
+        lift = 20 * np.log10(after[[60, 120, 2000]] / before[[60, 120, 2000]])
+        assert 3.0 < lift[0] <= 18.0 and lift[1] < lift[0] and abs(lift[2]) < 0.2, lift
+        lifts.append(lift[0])
+    assert max(lifts) - min(lifts) > 4  # the amount varies from draw to draw
 
 
 class _CountingSampler:

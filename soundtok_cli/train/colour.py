@@ -18,3 +18,13 @@ def random_colour(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 48
     if rng.random() < 1 / 3:
         gain /= 1 + (f / rng.choice([4000.0, 8000.0, 11025.0, 16000.0])) ** 8
     return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)
+
+
+def proximity_boost(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 48000) -> np.ndarray:
+    """x as a directional microphone close to a talker hears it: a low shelf of +6..+18 dB below
+    100-250 Hz (the proximity effect), so that a voice's fundamental and lowest harmonics carry
+    the energy they do in close-miked dialogue. The training split's recorded voices are mostly
+    telephone-band prompts and game lines with almost nothing below 150 Hz (the separator's card)."""
+    f = np.fft.rfftfreq(len(x), 1 / sample_rate)
+    gain = 10 ** (rng.uniform(6, 18) / (1 + (f / rng.uniform(100, 250)) ** 2) / 20)
+    return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)

@@ -1,16 +1,20 @@
 """The sub-band speech mask's trainer (separate/subband.py; resumable; the second half of `make
 train-separate`): train it, add it to a separator's weights file, score it against the speech path.
 
-    python -m soundtok_cli.train.subband train --checkpoints checkpoints/subband   # 700 steps, 32 min
+    python -m soundtok_cli.train.subband train --checkpoints checkpoints/subband   # 700 steps, 32-41 min
     python -m soundtok_cli.train.subband export --checkpoint checkpoints/subband/last.pt \
         --separator soundtok_cli/models/soundtok-separate-v3.safetensors --out soundtok_cli/models/soundtok-separate-v3.safetensors
     python -m soundtok_cli.train.subband score checkpoints/subband/last.pt
 
 Examples are the separator's speech-over-background mixtures (train/separate_data.py: a voice,
 half the time shifted in pitch and formants, in a room or not, over sound effects, music,
-procedural noise or a crowd, -5 to 15 dB), 3 s each, 24 per step; each contributes 48 random
-bins of the modelled ones. AdamW, lr 3e-3, 50 steps of warm-up, cosine decay, one thread. The loss is the energy-weighted magnitude error of the kept speech (what SI-SDR
-weighs) plus 0.3 x the separator's compressed-magnitude term (quiet bins matter to the ear).
+procedural noise or a crowd, -5 to 15 dB), with half the voices (--proximity) as a close
+microphone hears them (train/colour.py: the training split's recorded voices have almost nothing
+below 150 Hz, where a male voice on a directional microphone carries much of its energy), 3 s
+each, 24 per step; each contributes 48 random bins of the modelled ones. AdamW, lr 3e-3, 50
+steps of warm-up, cosine decay, one thread. The loss is the energy-weighted magnitude error of the
+kept speech (what SI-SDR weighs) plus 0.3 x the separator's compressed-magnitude term (quiet bins
+matter to the ear).
 
 `score` makes three sets the benchmark's way (bench/separation.py): mixtures of training-split
 real voices over training-split backgrounds (known voices), the same voices shifted 4 to 6
@@ -37,10 +41,16 @@ BINS_PER_EXAMPLE = 48
 LOW_BINS = 12  # below 560 Hz, where a low voice and rumble share the bins
 
 
-def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """A voice over a background (a crowd one time in five), as the separator's trainer makes them."""
+def speech_example(sampler, n: int, proximity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """A voice over a background (a crowd one time in five), as the separator's trainer makes
+    them; with probability `proximity`, the voice as a close microphone hears it (colour.proximity_boost)."""
+    from soundtok_cli.train.colour import proximity_boost
+
     voice = sampler._pick(sampler.speech, sampler.speech_p)
-    speech = sampler._room(sampler._voice(voice, n))
+    speech = sampler._voice(voice, n)
+    if proximity and sampler.rng.random() < proximity:
+        speech = proximity_boost(speech, sampler.rng)
+    speech = sampler._room(speech)
     background = (sampler._crowd(n) if sampler.rng.random() < 0.2
                   else sampler._room(sampler._crop(sampler._other_than([voice]), n)))
     mixture, target, _ = sampler._mix(speech, [background], 0)
@@ -56,13 +66,13 @@ def example_bins(rng, config: SubbandConfig, low: int) -> np.ndarray:
     return np.sort(np.concatenate([low_bins, rest]))
 
 
-def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0):
+def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0, proximity: float = 0.0):
     from soundtok_cli.separate.model import stft
 
     n = int(SEGMENT_SECONDS * 48000)
     feats, mixes, targets = [], [], []
     for _ in range(batch):
-        mixture, target = speech_example(sampler, n)
+        mixture, target = speech_example(sampler, n, proximity)
         x = stft(torch.from_numpy(mixture[None]))[0].abs().numpy()
         t = stft(torch.from_numpy(target[None]))[0].abs().numpy()
         bins = example_bins(sampler.rng, config, low)
@@ -92,11 +102,12 @@ def train(args) -> None:
         state = torch.load(last, weights_only=False)
         config, step = SubbandConfig.from_json(state["config"]), state["step"]
         low = state.get("low_bins", 0)  # a resumed run keeps its checkpoint's sampling too
+        proximity = state.get("proximity", 0.0)
         print(f"resuming at step {step}", flush=True)
     else:
         config = SubbandConfig(neighbours=args.neighbours, lookahead=args.lookahead, hidden=args.hidden,
                                bidirectional=not args.causal, harmonics=args.harmonics)
-        state, step, low = None, 0, args.low_bins
+        state, step, low, proximity = None, 0, args.low_bins, args.proximity
     net = SubbandMask(config)
     optimizer = torch.optim.AdamW(net.parameters(), args.lr)
     if state:
@@ -109,7 +120,7 @@ def train(args) -> None:
         cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
         for group in optimizer.param_groups:
             group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch, low))
+        loss = loss_of(net, *training_batch(sampler, config, args.batch, low, proximity))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -120,7 +131,8 @@ def train(args) -> None:
         if step % 50 == 0 or step == args.steps:
             tmp = last + ".tmp"
             torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "config": config.to_json(), "low_bins": low}, tmp)
+                        "config": config.to_json(), "low_bins": low,
+                        "proximity": proximity}, tmp)
             os.replace(tmp, last)
 
 
@@ -264,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="read the SNR at 2x .. (N+1)x each bin's frequency")
     t.add_argument("--low-bins", type=int, default=0,
                    help=f"of the {BINS_PER_EXAMPLE} bins an example trains, this many among the lowest {LOW_BINS} (below 560 Hz)")
+    t.add_argument("--proximity", type=float, default=0.5,
+                   help="the share of voices heard as by a close microphone (+6..+18 dB below 100-250 Hz)")
     t.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("export")
     e.add_argument("--checkpoint", default="checkpoints/subband/last.pt")
