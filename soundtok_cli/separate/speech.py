@@ -9,11 +9,12 @@ improvement, on 84 mixtures of training-split real voices over other backgrounds
 not the benchmark) / the benchmark's held-out voices (`python -m bench.separation --part speech`):
 the network alone +3.66 / +1.88 dB, the suppressor alone +2.80 / +4.17, the sub-band mask alone
 +4.34 / +4.11; the network and the suppressor averaged (version 2) +4.38 / +4.19, all three
-+4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it runs; `python -m
-soundtok_cli.train.subband score`). The average of the three is above
-each part alone on both sets, so it is what `--keep speech` uses; a query for anything else gets the
-network's mask alone (a noise suppressor would remove the rain asked for). A separator file
-without the sub-band mask (version 2) gets the network and the suppressor, half and half.
++4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it runs; +4.85 / +4.65
+since it trained on close-microphone voices too; `python -m soundtok_cli.train.subband score`).
+The average of the three is above each part alone on both sets, so it is what `--keep speech`
+uses; a query for anything else gets the network's mask alone (a noise suppressor would remove
+the rain asked for). A separator file without the sub-band mask (version 2) gets the network and
+the suppressor, half and half.
 
 The suppressor is textbook, with the usual parameters (none fitted to the benchmark): the noise
 power per bin by minimum statistics (Martin 2001: the power smoothed over about 70 ms, its

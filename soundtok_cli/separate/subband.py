@@ -17,7 +17,8 @@ each); the bins above hold little of a voice's energy and keep the noise suppres
 speech` takes, which measured 20.1x real time (mono) and 19.4x (stereo) with every bin below
 6 kHz on the development machine, against the 20x goal; stopping at 4 kHz costs 0.03-0.04 dB
 on each of the trainer's three score sets (`train.subband score`: known, shifted and held-out
-voices +4.82, +4.49, +4.57 against +4.86, +4.52, +4.61).
+voices +4.82, +4.49, +4.57 against +4.86, +4.52, +4.61; the shipped mask, trained since with
+close-microphone voices too: +4.85, +4.56, +4.65).
 """
 
 from __future__ import annotations
