@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features
+from soundtok_cli.train.colour import proximity_boost
 
 SEGMENT_SECONDS = 3.0
 BINS_PER_EXAMPLE = 48
@@ -44,8 +45,6 @@ LOW_BINS = 12  # below 560 Hz, where a low voice and rumble share the bins
 def speech_example(sampler, n: int, proximity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """A voice over a background (a crowd one time in five), as the separator's trainer makes
     them; with probability `proximity`, the voice as a close microphone hears it (colour.proximity_boost)."""
-    from soundtok_cli.train.colour import proximity_boost
-
     voice = sampler._pick(sampler.speech, sampler.speech_p)
     speech = sampler._voice(voice, n)
     if proximity and sampler.rng.random() < proximity:
