@@ -351,19 +351,24 @@ def one_part(mix: np.ndarray, part: str, subband=None) -> np.ndarray:
     """One part of the speech path (soundtok_cli/separate/speech.py) alone over a whole mixture in
     one pass: the noise suppressor's gain ("suppressor") or the sub-band network's mask
     ("subband"), to show what each adds when a voice is kept."""
-    import torch
-
-    from soundtok_cli.separate.model import HOP, N_FFT
     from soundtok_cli.separate.speech import suppressor_gain
     from soundtok_cli.separate.subband import subband_masks
 
-    window = torch.hann_window(N_FFT)
-    spec = torch.stft(torch.from_numpy(mix.astype(np.float32)), N_FFT, HOP, window=window, center=True,
-                      return_complex=True)
-    magnitude = spec.abs().T.numpy()
-    mask = suppressor_gain(magnitude) if part == "suppressor" else subband_masks(subband, magnitude)[0]
-    gain = torch.from_numpy(mask.T.astype(np.float32))
-    return torch.istft(spec * gain, N_FFT, HOP, window=window, center=True, length=len(mix)).numpy().astype(np.float64)
+    mask_of = suppressor_gain if part == "suppressor" else lambda magnitude: subband_masks(subband, magnitude)[0]
+    return through_masks(mix, lambda magnitude: {part: mask_of(magnitude)})[part]
+
+
+def through_masks(mix: np.ndarray, masks_of) -> dict[str, np.ndarray]:
+    """A mono mixture through each (frames, bins) mask that `masks_of` makes from its magnitudes on
+    the separator's STFT frames, in one pass over the whole mixture: {name: estimate}."""
+    import torch
+
+    from soundtok_cli.separate.model import istft, stft
+
+    spec = stft(torch.from_numpy(mix.astype(np.float32))[None])[0]
+    masks = masks_of(spec.abs().numpy())
+    return {name: istft((spec * torch.from_numpy(mask.astype(np.float32)))[None], len(mix))[0].numpy().astype(np.float64)
+            for name, mask in masks.items()}
 
 
 def run_speech(mixtures: list[Mixture], systems: dict[str, Extract], log=None) -> tuple[list[dict], dict]:

@@ -150,3 +150,15 @@ def test_effects_loop_with_stand_in_extractors():
     summary = bench.summarise_effects(records)
     assert [r["target"] for r in summary["rows"]] == ["rain", "thunder", "wind"]
     assert summary["averages"]["all"]["improvement"] == 0.0 and not summary["verdict"]["must_4db"]
+
+
+def test_a_mask_of_ones_gives_back_the_mixture_and_a_half_mask_half_of_it():
+    from bench.separation import through_masks
+
+    rng = np.random.default_rng(4)
+    mix = rng.standard_normal(SR // 2) * 0.1
+    out = through_masks(mix, lambda magnitude: {"all": np.ones_like(magnitude), "half": np.full_like(magnitude, 0.5),
+                                                "none": np.zeros_like(magnitude)})
+    assert set(out) == {"all", "half", "none"} and all(len(x) == len(mix) for x in out.values())
+    assert np.max(np.abs(out["all"] - mix)) < 1e-5
+    assert np.max(np.abs(out["half"] - 0.5 * mix)) < 1e-5 and np.max(np.abs(out["none"])) == 0

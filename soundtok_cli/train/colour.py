@@ -17,7 +17,7 @@ def random_colour(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 48
     gain = 10 ** ((rng.uniform(-9, 9) / (1 + low) + rng.uniform(-12, 6) * high / (1 + high)) / 20)
     if rng.random() < 1 / 3:
         gain /= 1 + (f / rng.choice([4000.0, 8000.0, 11025.0, 16000.0])) ** 8
-    return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)
+    return _filtered(x, gain)
 
 
 def proximity_boost(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 48000) -> np.ndarray:
@@ -27,4 +27,9 @@ def proximity_boost(x: np.ndarray, rng: np.random.Generator, sample_rate: int = 
     telephone-band prompts and game lines with almost nothing below 150 Hz (the separator's card)."""
     f = np.fft.rfftfreq(len(x), 1 / sample_rate)
     gain = 10 ** (rng.uniform(6, 18) / (1 + (f / rng.uniform(100, 250)) ** 2) / 20)
+    return _filtered(x, gain)
+
+
+def _filtered(x: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """x through a zero-phase filter of the given gain per rfft bin."""
     return np.fft.irfft(np.fft.rfft(x) * gain, len(x)).astype(np.float32)

@@ -215,7 +215,6 @@ def score(args) -> None:
     import bench.separation as bench
     from bench.yardstick import si_sdr
     from soundtok_cli.models.registry import load_separator
-    from soundtok_cli.separate.model import HOP, N_FFT
     from soundtok_cli.separate.speech import suppressor_gain
     from soundtok_cli.separate.subband import subband_masks
 
@@ -223,31 +222,29 @@ def score(args) -> None:
     nets = {_label(p): load_checkpoint(p) for p in args.checkpoint}
     separator = load_separator(device="cpu")
     query = [dataclasses.replace(q, speech=False) for q in separator.ground(["speech"])]
-    window = torch.hann_window(N_FFT)
     known = tuning_pools(args.corpus)
     sets = {"known voices": bench.speech_mixtures(known, 6, seed=4242),
             "shifted voices": bench.speech_mixtures(shifted_pools(known), 6, seed=4243),
             "held-out voices": bench.speech_mixtures(bench.speech_pools(bench.read_heldout(f"{args.corpus}/heldout")), 8)}
+
+    def masks_of(magnitude: np.ndarray) -> dict[str, np.ndarray]:
+        network = separator.masks(magnitude.astype(np.float32), query)[0]
+        masks = {"network": network}
+        for label, net in nets.items():
+            masks[label] = subband_masks(net, magnitude)[0]
+        gain = suppressor_gain(magnitude)
+        masks["suppressor"] = gain
+        masks["network + suppressor (version 2)"] = (network + gain) / 2
+        for label in nets:
+            masks[f"{label} + suppressor"] = (masks[label] + gain) / 2
+            masks[f"{label} + both"] = (masks[label] + gain + network) / 3
+        return masks
+
     report = {}
     for name, mixtures in sets.items():
         totals: dict[str, list[float]] = {}
         for m in mixtures:
-            spec = torch.stft(torch.from_numpy(m.mixture.astype(np.float32)), N_FFT, HOP, window=window,
-                              return_complex=True).T
-            magnitude = spec.abs().numpy()
-            network = separator.masks(magnitude.astype(np.float32), query)[0]
-            masks = {"network": network}
-            for label, net in nets.items():
-                masks[label] = subband_masks(net, magnitude)[0]
-            gain = suppressor_gain(magnitude)
-            masks["suppressor"] = gain
-            masks["network + suppressor (version 2)"] = (network + gain) / 2
-            for label in nets:
-                masks[f"{label} + suppressor"] = (masks[label] + gain) / 2
-                masks[f"{label} + both"] = (masks[label] + gain + network) / 3
-            for label, mask in masks.items():
-                estimate = torch.istft((spec * torch.from_numpy(mask.astype(np.float32))).T, N_FFT, HOP, window=window,
-                                       length=len(m.mixture)).numpy().astype(np.float64)
+            for label, estimate in bench.through_masks(m.mixture, masks_of).items():
                 totals.setdefault(label, []).append(si_sdr(m.target, estimate) - si_sdr(m.target, m.mixture))
         report[name] = {k: round(float(np.mean(v)), 2) for k, v in totals.items()}
         print(name + ": " + ", ".join(f"{k} {v:+.2f}" for k, v in report[name].items()), flush=True)
