@@ -8,7 +8,7 @@
 #   make train-codec   train the codec (resumable) and export the shipped weights
 #   make train-embed   build the captioned token examples, train the audio tower, export it
 #   make train-generate build the captioned token sequences, train the token language model, export it
-#   make train-separate train the query-conditioned separation model and its sub-band speech mask, export both
+#   make train-separate train the query-conditioned separation model, its voice network and sub-band speech mask, export them
 #   make bench         codec quality/speed and retrieval tables (bench/results/*.json)
 
 SHELL := /bin/bash
@@ -32,6 +32,7 @@ GENERATE_DATA ?= checkpoints/generate-data
 GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v2.safetensors
 SEPARATE_CHECKPOINTS ?= checkpoints/separate
 SUBBAND_CHECKPOINTS ?= checkpoints/subband
+VOICE_CHECKPOINTS ?= checkpoints/separate-voice
 SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v3.safetensors
 DEMO ?= demo
 
@@ -205,6 +206,10 @@ train-generate: install $(CORPUS)/READY
 train-separate: install $(CORPUS)/READY
 	$(BIN)/python -m soundtok_cli.train.separate train --corpus $(CORPUS) --checkpoints $(SEPARATE_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.separate export --corpus $(CORPUS) --checkpoints $(SEPARATE_CHECKPOINTS) --out $(SEPARATE_WEIGHTS)
+	$(BIN)/python -m soundtok_cli.train.separate train --corpus $(CORPUS) --checkpoints $(VOICE_CHECKPOINTS) \
+		--init $(SEPARATE_WEIGHTS) --steps 1600 --lr 1e-3 --threads 1 --proximity 0.5
+	$(BIN)/python -m soundtok_cli.train.separate export-voice --checkpoints $(VOICE_CHECKPOINTS) \
+		--separator $(SEPARATE_WEIGHTS) --out $(SEPARATE_WEIGHTS)
 	$(BIN)/python -m soundtok_cli.train.subband train --corpus $(CORPUS) --cache $(SEPARATE_CHECKPOINTS) --checkpoints $(SUBBAND_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.subband export --checkpoint $(SUBBAND_CHECKPOINTS)/last.pt --separator $(SEPARATE_WEIGHTS) --out $(SEPARATE_WEIGHTS)
 

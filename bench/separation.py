@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import os
 import platform
 import sys
@@ -744,8 +743,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mask in ("suppressor", "subband") and query == SPEECH_QUERY:
             return one_part(mix, args.mask, sep.speech_net)
         if args.mask == "network":
-            queries = [dataclasses.replace(q, speech=False) for q in sep.ground([query])]
-            stage = sep.stage(queries, SR, "keep")
+            stage = sep.stage(sep.ground([query]), SR, "keep", speech_path=False)
             return run_all(stage, mix, chunk=stage.chunk)
         return sep.extract(mix, SR, query)
 

@@ -126,3 +126,60 @@ def test_training_can_start_from_the_shipped_weights():
     shipped = load_file(path)
     for name, value in model.state_dict().items():
         assert torch.equal(value, shipped[name].float()), name
+
+
+def test_training_keeps_its_share_of_close_microphone_voices_when_resumed(tmp_path, capsys):
+    from soundtok_cli.train.separate import main
+    from tests.test_separate_subband import tiny_corpus
+
+    corpus = tiny_corpus(tmp_path / "corpus")
+    common = ["train", "--corpus", corpus, "--checkpoints", str(tmp_path / "ck"), "--batch", "2", "--seconds", "0.5",
+              "--threads", "1"]
+    main([*common, "--steps", "1", "--proximity", "0.5"])
+    assert torch.load(tmp_path / "ck" / "latest.pt", weights_only=True)["proximity"] == 0.5
+    main([*common, "--steps", "2"])  # resumed: the checkpoint's share, not the option's default of none
+    assert "resumed at step 1" in capsys.readouterr().out
+    last = torch.load(tmp_path / "ck" / "latest.pt", weights_only=True)
+    assert last["step"] == 2 and last["proximity"] == 0.5
+
+
+def test_a_fine_tuned_network_travels_as_the_voice_network(tmp_path):
+    from safetensors.torch import load_file
+
+    from soundtok_cli.models.registry import find, load_separator
+    from soundtok_cli.train.separate import main
+    from tests.test_separate_subband import tiny_corpus
+
+    shipped = find("soundtok-separate").path()
+    corpus = tiny_corpus(tmp_path / "corpus")
+    main(["train", "--corpus", corpus, "--checkpoints", str(tmp_path / "ck"), "--batch", "2", "--seconds", "0.5",
+          "--threads", "1", "--steps", "1", "--init", shipped])
+    out = str(tmp_path / "with-voice.safetensors")
+    main(["export-voice", "--checkpoints", str(tmp_path / "ck"), "--separator", shipped, "--out", out])
+    trained = torch.load(tmp_path / "ck" / "latest.pt", weights_only=True)["model"]
+    written, before = load_file(out), load_file(shipped)
+    for name, value in trained.items():
+        assert torch.equal(written[f"voice.{name}"], value.half()), name
+        assert torch.equal(written[name], before[name]), name  # the general network is left as it was
+    assert load_separator(device="cpu", path=out).voice_net is not None
+
+
+def test_voice_queries_take_the_voice_network_and_others_the_general_one():
+    from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet
+    from soundtok_cli.separate.neural import Query, QuerySeparator
+
+    torch.manual_seed(0)
+    general, voice_net = SeparatorNet(SeparatorConfig()), SeparatorNet(SeparatorConfig())
+    vectors = np.eye(4, 384, dtype=np.float32)
+    separator = QuerySeparator(general, vectors, ["a", "b", "c", "d"], {}, voice_net=voice_net)
+    alone = QuerySeparator(SeparatorNet(SeparatorConfig()), vectors, ["a", "b", "c", "d"], {})
+    alone.net = separator.net
+    voice, other = (Query("q", vectors[0], 1.0, [], speech=flag) for flag in (True, False))
+    magnitude = np.abs(np.random.default_rng(2).standard_normal((40, 513))).astype(np.float32)
+    masks = separator.masks(magnitude, [voice, other, voice])
+    np.testing.assert_array_equal(masks[0], masks[2])
+    np.testing.assert_array_equal(masks[1], separator._net_masks(separator.net, magnitude, [other])[0])
+    np.testing.assert_array_equal(masks[0], separator._net_masks(separator.voice_net, magnitude, [voice])[0])
+    assert np.abs(masks[0] - masks[1]).max() > 0.01
+    # a file without a voice network: every query takes the general one
+    np.testing.assert_array_equal(alone.masks(magnitude, [voice])[0], masks[1])

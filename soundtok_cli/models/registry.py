@@ -181,10 +181,16 @@ def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str
         speech_net = SubbandMask(SubbandConfig.from_json(weights.metadata["subband"]))
         speech_net.load_state_dict({k.removeprefix("subband."): weights.state.pop(k)
                                     for k in [k for k in weights.state if k.startswith("subband.")]})
-    net = SeparatorNet(SeparatorConfig.from_json(weights.metadata["config"]))
+    config = SeparatorConfig.from_json(weights.metadata["config"])
+    voice_net = None
+    if "voice_step" in weights.metadata:  # the network fine-tuned for voices (version 3, 2026-12-05 on)
+        voice_net = SeparatorNet(config)
+        voice_net.load_state_dict({k.removeprefix("voice."): weights.state.pop(k)
+                                   for k in [k for k in weights.state if k.startswith("voice.")]})
+    net = SeparatorNet(config)
     net.load_state_dict(weights.state)
     return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device,
-                          speech_net)
+                          speech_net, voice_net)
 
 
 def describe_all() -> list[dict]:

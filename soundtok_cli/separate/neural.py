@@ -52,8 +52,12 @@ class QuerySeparator:
     """The separation network with its concepts; `stage` and `extract` do the work."""
 
     def __init__(self, net, concept_vectors: np.ndarray, concept_names: list[str], identity: dict, device: str = "cpu",
-                 speech_net=None):
-        self.net = int8_layers(net.eval()) if device == "cpu" else net.eval().to(device)
+                 speech_net=None, voice_net=None):
+        ready = lambda n: int8_layers(n.eval()) if device == "cpu" else n.eval().to(device)
+        self.net = ready(net)
+        # the same network fine-tuned on close-microphone voices, for queries that ask for a voice
+        # (the model card: it keeps unseen voices better and other sounds worse than `net`)
+        self.voice_net = ready(voice_net) if voice_net is not None else None
         self.speech_net = speech_net.eval() if speech_net is not None else None  # separate/subband.py, on the CPU
         self.concept_vectors = concept_vectors
         self.concept_names = concept_names
@@ -102,23 +106,37 @@ class QuerySeparator:
         return bool(is_speech[best] and scores[best] >= LOOSE)
 
     def masks(self, magnitude: np.ndarray, queries: list[Query]) -> np.ndarray:
-        """(frames, bins) magnitude at the model's bin spacing -> (queries, frames, bins) masks."""
+        """(frames, bins) magnitude at the model's bin spacing -> (queries, frames, bins) masks: a
+        query for a voice from the voice network (where the file has one), any other from the
+        general one."""
+        out = np.empty((len(queries),) + magnitude.shape, np.float32)
+        for net in (self.net, self.voice_net):
+            rows = [i for i, q in enumerate(queries) if self._network_for(q) is net]
+            if rows:
+                out[rows] = self._net_masks(net, magnitude, [queries[i] for i in rows])
+        return out
+
+    def _network_for(self, query: Query):
+        return self.voice_net if query.speech and self.voice_net is not None else self.net
+
+    def _net_masks(self, net, magnitude: np.ndarray, queries: list[Query]) -> np.ndarray:
         import torch
 
-        bins = self.net.config.bins
+        bins = net.config.bins
         frames, have = magnitude.shape
         model_in = np.zeros((frames, bins), np.float32)
         model_in[:, : min(have, bins)] = magnitude[:, :bins]
         with torch.inference_mode():
             m = torch.from_numpy(model_in).to(self.device).unsqueeze(0).expand(len(queries), -1, -1)
             q = torch.from_numpy(np.stack([x.vector for x in queries])).to(self.device)
-            out = self.net(m, q).float().cpu().numpy()
+            out = net(m, q).float().cpu().numpy()
         if have > bins:  # above 24 kHz: the highest bin's mask
             out = np.concatenate([out, np.repeat(out[:, :, -1:], have - bins, axis=2)], axis=2)
         return out[:, :, :have]
 
-    def stage(self, queries: list[Query], sample_rate: int, mode: str) -> "MaskStage":
-        return MaskStage(self, queries, sample_rate, mode)
+    def stage(self, queries: list[Query], sample_rate: int, mode: str, speech_path: bool = True) -> "MaskStage":
+        """speech_path=False: a voice gets the voice network's mask alone (benchmarks and tests)."""
+        return MaskStage(self, queries, sample_rate, mode, speech_path)
 
     def extract(self, x: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
         """The sound `query` describes, from x ((n,) or (n, channels)): benchmarks and tests. In
@@ -161,10 +179,11 @@ class MaskStage:
     side by side as (n, queries * channels); masks summing past 1 are scaled down so the stems
     never hold more than the input)."""
 
-    def __init__(self, separator: QuerySeparator, queries: list[Query], sample_rate: int, mode: str):
+    def __init__(self, separator: QuerySeparator, queries: list[Query], sample_rate: int, mode: str,
+                 speech_path: bool = True):
         if mode not in ("keep", "remove", "stems"):
             raise ValueError(mode)
-        self.separator, self.queries, self.mode = separator, queries, mode
+        self.separator, self.queries, self.mode, self.speech_path = separator, queries, mode, speech_path
         self.sample_rate = sample_rate
         self.n_fft = max(16, int(round(N_FFT * sample_rate / SAMPLE_RATE)))
         self.hop = max(4, self.n_fft * HOP // N_FFT) if sample_rate != SAMPLE_RATE else HOP
@@ -194,7 +213,7 @@ class MaskStage:
             heard = magnitude[inside]
             masks = self.separator.masks(heard.astype(np.float32), self.queries)
             for i, query in enumerate(self.queries):
-                if query.speech:
+                if query.speech and self.speech_path:
                     masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate, self.separator.speech_net)
             masks = np.pad(masks, ((0, 0), (inside.start, len(magnitude) - inside.stop), (0, 0)), mode="edge")
         if self.mode == "stems":

@@ -81,7 +81,8 @@ def _as_is(batch):
 
 
 def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
-          threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None) -> None:
+          threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None,
+          proximity: float = 0.0) -> None:
     from soundtok_cli.models.registry import pick_device
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, apply, stft
     from soundtok_cli.threads import configure_torch_threads
@@ -107,7 +108,9 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     elif init:
         initial_weights(model, init)
         print(f"starting from the weights in {init}", flush=True)
-    sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step)
+    if state:
+        proximity = state.get("proximity", 0.0)
+    sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step, proximity=proximity)
     valid = sampler.reseeded(123, augment=False).batch(48, n)  # the same mixtures whatever the augmentation
     print(f"{len(sampler.speech)} speech clips, {len(sampler.other)} others, {len(sampler.texts)} query texts; "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; training on {device}", flush=True)
@@ -147,7 +150,8 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
         if step % 100 == 0 or step == steps:
             tmp = latest + ".tmp"
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "config": config.to_json()}, tmp)
+                        "config": config.to_json(),
+                        "proximity": proximity}, tmp)
             os.replace(tmp, latest)
         if step % 200 == 0 or step == steps:
             v_loss, v_sdr = validate()
@@ -176,6 +180,27 @@ def export(corpus: str, checkpoints: str, out: str) -> None:
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB) from step {state['step']}, {len(words)} concepts")
 
 
+def export_voice(checkpoints: str, separator: str, out: str) -> None:
+    """Write `separator`'s weights file with the network in `checkpoints` added as its voice network
+    (float16 tensors "voice.*", the step in the metadata's "voice_step"): the run that fine-tuned
+    the shipped network on close-microphone voices (`train --init ... --proximity 0.5`)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    state = torch.load(os.path.join(checkpoints, "latest.pt"), map_location="cpu", weights_only=True)
+    with safe_open(separator, framework="pt") as f:
+        metadata = dict(f.metadata())
+    if json.loads(metadata["config"]) != state["config"]:
+        raise SystemExit(f"{checkpoints}: not the same network as {separator}'s")
+    weights = {k: v for k, v in load_file(separator).items() if not k.startswith("voice.")}
+    weights.update({f"voice.{k}": v.to(torch.float16).contiguous() for k, v in state["model"].items()})
+    metadata["voice_step"] = str(state["step"])
+    tmp = out + ".tmp"
+    save_file(weights, tmp, metadata=metadata)
+    os.replace(tmp, out)
+    print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): {separator} and the voice network from {checkpoints}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="step", required=True)
@@ -191,14 +216,22 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--workers", type=int, default=0,
                    help="processes making mixtures (0: the training process; on a GPU, one per spare core)")
     t.add_argument("--init", help="exported weights to start from when there is no checkpoint yet")
+    t.add_argument("--proximity", type=float, default=0.0,
+                   help="share of the target voices heard through a close microphone (train/colour.py)")
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
     e.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "models", "soundtok-separate-v3.safetensors"))
+    v = sub.add_parser("export-voice", help="add a fine-tuned network to a weights file as its voice network")
+    v.add_argument("--checkpoints", required=True)
+    v.add_argument("--separator", required=True, help="the separator's weights file to add it to")
+    v.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    if args.step == "train":
+    if args.step == "export-voice":
+        export_voice(args.checkpoints, args.separator, os.path.normpath(args.out))
+    elif args.step == "train":
         train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads, args.seconds,
-              args.workers, args.init)
+              args.workers, args.init, args.proximity)
     else:
         export(args.corpus, args.checkpoints, os.path.normpath(args.out))
 

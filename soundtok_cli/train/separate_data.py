@@ -27,7 +27,7 @@ import soxr
 
 from soundtok_cli.data import synth
 from soundtok_cli.separate.concepts import CROWD_QUERIES, SPEECH_QUERIES
-from soundtok_cli.train.colour import random_colour
+from soundtok_cli.train.colour import proximity_boost, random_colour
 from soundtok_cli.train.embed import general_captions, sentence_vectors
 from soundtok_cli.train.embed_data import Clip, package, read_clips
 
@@ -44,8 +44,10 @@ PITCH_SEMITONES = 3.0
 
 
 class MixtureSampler:
-    def __init__(self, corpus_dir: str, cache_dir: str, seed: int = 0, split: str = "train", augment: bool = True):
+    def __init__(self, corpus_dir: str, cache_dir: str, seed: int = 0, split: str = "train", augment: bool = True,
+                 proximity: float = 0.0):
         self.augment = augment  # colour and pitch (see the module docstring); rooms and levels always
+        self.proximity = proximity  # the share of target voices heard through a close microphone
         root = os.path.join(corpus_dir, split)
         self.clips = read_clips(corpus_dir, split)
         for clip in self.clips:
@@ -106,6 +108,12 @@ class MixtureSampler:
         ratio = 2 ** (self.rng.uniform(-PITCH_SEMITONES, PITCH_SEMITONES) / 12)
         return pitch_shifted(self._crop(i, int(round(n * ratio))), n, ratio)
 
+    def _close(self, x: np.ndarray) -> np.ndarray:
+        """x, with probability `proximity`, as a close directional microphone hears it."""
+        if not self.augment or not self.proximity or self.rng.random() >= self.proximity:
+            return x
+        return proximity_boost(x, self.rng)
+
     def _colour(self, x: np.ndarray) -> np.ndarray:
         if not self.augment or self.rng.random() >= P_COLOUR:
             return x
@@ -147,7 +155,7 @@ class MixtureSampler:
         r = self.rng.random()
         if r < P_SPEECH:
             voice = self._pick(self.speech, self.speech_p)
-            speech = self._room(self._voice(voice, n))
+            speech = self._room(self._close(self._voice(voice, n)))
             if self.rng.random() < P_CROWD:
                 background, background_query = self._crowd(n), self.crowd_ids[int(self.rng.integers(len(self.crowd_ids)))]
             else:

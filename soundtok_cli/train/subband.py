@@ -35,21 +35,17 @@ import numpy as np
 import torch
 
 from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features
-from soundtok_cli.train.colour import proximity_boost
 
 SEGMENT_SECONDS = 3.0
 BINS_PER_EXAMPLE = 48
 LOW_BINS = 12  # below 560 Hz, where a low voice and rumble share the bins
 
 
-def speech_example(sampler, n: int, proximity: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A voice over a background (a crowd one time in five), as the separator's trainer makes
-    them; with probability `proximity`, the voice as a close microphone hears it (colour.proximity_boost)."""
+    them; with the sampler's `proximity`, the voice as a close microphone hears it."""
     voice = sampler._pick(sampler.speech, sampler.speech_p)
-    speech = sampler._voice(voice, n)
-    if proximity and sampler.rng.random() < proximity:
-        speech = proximity_boost(speech, sampler.rng)
-    speech = sampler._room(speech)
+    speech = sampler._room(sampler._close(sampler._voice(voice, n)))
     background = (sampler._crowd(n) if sampler.rng.random() < 0.2
                   else sampler._room(sampler._crop(sampler._other_than([voice]), n)))
     mixture, target, _ = sampler._mix(speech, [background], 0)
@@ -65,13 +61,13 @@ def example_bins(rng, config: SubbandConfig, low: int) -> np.ndarray:
     return np.sort(np.concatenate([low_bins, rest]))
 
 
-def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0, proximity: float = 0.0):
+def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0):
     from soundtok_cli.separate.model import stft
 
     n = int(SEGMENT_SECONDS * 48000)
     feats, mixes, targets = [], [], []
     for _ in range(batch):
-        mixture, target = speech_example(sampler, n, proximity)
+        mixture, target = speech_example(sampler, n)
         x = stft(torch.from_numpy(mixture[None]))[0].abs().numpy()
         t = stft(torch.from_numpy(target[None]))[0].abs().numpy()
         bins = example_bins(sampler.rng, config, low)
@@ -112,14 +108,14 @@ def train(args) -> None:
     if state:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-    sampler = MixtureSampler(args.corpus, args.cache, seed=1000 + step)
+    sampler = MixtureSampler(args.corpus, args.cache, seed=1000 + step, proximity=proximity)
     started = time.time()
     while step < args.steps:
         warmup = min(1.0, (step + 1) / 50)
         cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
         for group in optimizer.param_groups:
             group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch, low, proximity))
+        loss = loss_of(net, *training_batch(sampler, config, args.batch, low))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -221,7 +217,7 @@ def score(args) -> None:
     torch.set_num_threads(args.threads)
     nets = {_label(p): load_checkpoint(p) for p in args.checkpoint}
     separator = load_separator(device="cpu")
-    query = [dataclasses.replace(q, speech=False) for q in separator.ground(["speech"])]
+    query = separator.ground(["speech"])
     known = tuning_pools(args.corpus)
     sets = {"known voices": bench.speech_mixtures(known, 6, seed=4242),
             "shifted voices": bench.speech_mixtures(shifted_pools(known), 6, seed=4243),

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 def _is_network_weight(name: str) -> bool:
     """Not one of the tensors a shipped file carries beside the network's weights: the separator's
-    concept table and its sub-band speech mask (separate/subband.py)."""
-    return name != "concepts" and not name.startswith("subband.")
+    concept table, its sub-band speech mask (separate/subband.py) and its voice network (a copy
+    of the network fine-tuned for voices)."""
+    return name != "concepts" and not name.startswith(("subband.", "voice."))
 
 
 def initial_weights(model, path: str) -> None:
