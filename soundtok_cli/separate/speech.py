@@ -36,7 +36,9 @@ MINIMUM_WINDOW_SECONDS = 1.6
 NOISE_BIAS = 2.0
 DECISION_DIRECTED = 0.98
 GAIN_FLOOR = 0.1  # -20 dB
-NETWORK_WEIGHT = 0.5
+NETWORK_WEIGHT = 0.5  # without the sub-band mask (version 2 files)
+# with it: the network's mask, the suppressor's gain, the sub-band mask (the module docstring)
+WEIGHTS = (0.25, 0.25, 0.5)
 
 
 def noise_power(power: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
@@ -79,4 +81,5 @@ def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: 
     from soundtok_cli.separate.subband import subband_masks
 
     sub, gain = subband_masks(subband, magnitude, frame_seconds)
-    return (network_mask + gain + sub) / 3
+    w_network, w_gain, w_sub = WEIGHTS
+    return w_network * network_mask + w_gain * gain + w_sub * sub
