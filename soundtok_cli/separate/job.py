@@ -53,8 +53,8 @@ def load_separation(keeps: list[str], removals: list[str], parts: list[str], rep
         if query.loose:
             reporter.note(f"{query.text!r} is only loosely like what the model knows; it is taken as {query.matched()}")
         if query.speech:
-            reporter.detail(f"{query.text!r} is a voice: the model's mask averaged with the noise suppressor's "
-                            "and the sub-band voice mask's")
+            reporter.detail(f"{query.text!r} is a voice: the voice network's mask combined with the noise "
+                            "suppressor's and the sub-band voice mask's")
     described = {"mode": mode, "descriptions": [q.text for q in queries],
                  "nearest_concepts": [[name for name, _ in q.nearest] for q in queries],
                  "voice": [q.speech for q in queries]}

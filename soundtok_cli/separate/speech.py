@@ -1,5 +1,5 @@
-"""Keeping speech: the network's mask averaged with a classical noise-suppression gain and the
-sub-band speech mask (separate/subband.py).
+"""Keeping speech: the voice network's mask combined with a classical noise-suppression gain and
+the sub-band speech mask (separate/subband.py).
 
 Why: the network (trained on CPU for 4,400 steps on few real voices) keeps the voices it was
 trained on well but partly removes voices it has never heard, while a statistical noise
@@ -11,10 +11,14 @@ the network alone +3.66 / +1.88 dB, the suppressor alone +2.80 / +4.17, the sub-
 +4.34 / +4.11; the network and the suppressor averaged (version 2) +4.38 / +4.19, all three
 +4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it runs; +4.85 / +4.65
 since it trained on close-microphone voices too; `python -m soundtok_cli.train.subband score`).
-The average of the three is above each part alone on both sets, so it is what `--keep speech`
-uses; a query for anything else gets the network's mask alone (a noise suppressor would remove
-the rain asked for). A separator file without the sub-band mask (version 2) gets the network and
-the suppressor, half and half.
+Since 2026-12-05 a voice query takes the voice network (the network fine-tuned with
+close-microphone voices; the model card): alone +3.70 / +2.84, all three +4.87 / +4.98; and the
+sub-band mask weighs half, the other two a quarter each: +4.94 / +5.01 (the weights chosen on the
+tuning sets, training voices as they are and shifted 4-6 semitones, among equal network and
+suppressor weights; the model card has the grid). The combination is above each part alone on
+both sets, so it is what `--keep speech` uses; a query for anything else gets the general
+network's mask alone (a noise suppressor would remove the rain asked for). A separator file
+without the sub-band mask (version 2) gets the network and the suppressor, half and half.
 
 The suppressor is textbook, with the usual parameters (none fitted to the benchmark): the noise
 power per bin by minimum statistics (Martin 2001: the power smoothed over about 70 ms, its
@@ -75,7 +79,7 @@ def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: 
     """The mask for keeping speech from the mixture's (frames, bins) magnitudes (frames of the
     signal only: zeros around it would pass for a noise floor of nothing): the network's mask
     averaged with the noise suppressor's gain, or, given the sub-band network (separate/subband.py),
-    the average of all three."""
+    the three weighted by WEIGHTS."""
     if subband is None:
         return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * suppressor_gain(magnitude, frame_seconds)
     from soundtok_cli.separate.subband import subband_masks
