@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from soundtok_cli.separate.speech import suppressor_gain
-from soundtok_cli.separate.subband import BIN_HZ, RUN_TOP_HZ, SubbandConfig, SubbandMask, features, subband_masks
+from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features, subband_masks
 
 
 def noisy_magnitude(frames: int = 400, bins: int = 513, seed: int = 0) -> np.ndarray:
@@ -63,7 +63,7 @@ def test_the_mask_covers_every_bin_and_keeps_the_suppressor_above_its_bins():
     magnitude = noisy_magnitude(seed=2)
     mask = subband_masks(net, magnitude)[0]
     assert mask.shape == magnitude.shape and mask.min() >= 0 and mask.max() <= 1
-    top = int(RUN_TOP_HZ / BIN_HZ) + 1  # 86 bins, to 4 kHz
+    top = net.config.bins  # 128 bins, to 6 kHz
     np.testing.assert_allclose(mask[:, top:], suppressor_gain(magnitude)[:, top:])
     assert np.abs(mask[:, :top] - suppressor_gain(magnitude)[:, :top]).max() > 0.01  # the network's below
 
@@ -97,6 +97,7 @@ def test_the_shipped_separator_carries_a_trained_subband_mask(tmp_path):
 
 def test_export_adds_the_mask_to_a_separator_file(tmp_path):
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     from soundtok_cli.models.registry import find, load_separator
     from soundtok_cli.train.subband import export, load_checkpoint
@@ -109,11 +110,16 @@ def test_export_adds_the_mask_to_a_separator_file(tmp_path):
     with safe_open(str(out), framework="pt") as f:
         assert SubbandConfig.from_json(f.metadata()["subband"]) == net.config
         assert f.metadata()["subband_step"] == "7"
-    loaded = load_separator(device="cpu", path=str(out)).speech_net
-    scored = load_checkpoint(str(out))  # `score` reads the mask straight from a separator file too
+    written = load_file(str(out))
     for name, value in net.state_dict().items():
-        torch.testing.assert_close(loaded.state_dict()[name], value.to(torch.float16).float())
-        torch.testing.assert_close(scored.state_dict()[name], loaded.state_dict()[name])
+        torch.testing.assert_close(written[f"subband.{name}"], value.to(torch.float16))
+    loaded = load_separator(device="cpu", path=str(out)).speech_net  # int8 layers, as it runs
+    scored = load_checkpoint(str(out))  # `score` reads the mask straight from a separator file too
+    feats = torch.randn(5, 40, net.config.features, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = net(feats)
+        assert (loaded(feats) - expected).abs().mean() < 0.01
+        torch.testing.assert_close(scored(feats), loaded(feats))
 
 
 def test_examples_can_train_more_low_bins():

@@ -9,11 +9,12 @@ improvement, on 84 mixtures of training-split real voices over other backgrounds
 not the benchmark) / the benchmark's held-out voices (`python -m bench.separation --part speech`):
 the network alone +3.66 / +1.88 dB, the suppressor alone +2.80 / +4.17, the sub-band mask alone
 +4.34 / +4.11; the network and the suppressor averaged (version 2) +4.38 / +4.19, all three
-+4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it runs; +4.85 / +4.65
-since it trained on close-microphone voices too; `python -m soundtok_cli.train.subband score`).
-Since 2026-12-05 a voice query takes the voice network (the network fine-tuned with
-close-microphone voices; the model card): alone +3.70 / +2.84, all three +4.87 / +4.98; and the
-sub-band mask weighs half, the other two a quarter each: +4.94 / +5.01 (the weights chosen on the
++4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it ran for a day; +4.85 /
++4.65 since it trained on close-microphone voices too; `python -m soundtok_cli.train.subband
+score`). Since 2026-12-05 a voice query takes the voice network (the network fine-tuned with
+close-microphone voices; the model card): alone +3.70 / +2.84, all three +4.87 / +4.98; the
+sub-band mask weighs half, the other two a quarter each: +4.94 / +5.01; and the sub-band mask
+runs to 6 kHz again (int8, separate/subband.py): +5.01 / +5.08 (the weights chosen on the
 tuning sets, training voices as they are and shifted 4-6 semitones, among equal network and
 suppressor weights; the model card has the grid). The combination is above each part alone on
 both sets, so it is what `--keep speech` uses; a query for anything else gets the general
