@@ -105,16 +105,19 @@ def test_speech_mask_is_half_the_network_and_half_the_gain():
 
 
 def test_with_the_subband_network_the_mask_weighs_it_half_and_the_others_a_quarter():
-    from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, subband_masks
+    from soundtok_cli.separate.subband import BIN_HZ, RUN_TOP_HZ, SubbandConfig, SubbandMask, subband_masks
 
     torch.manual_seed(0)
     subband = SubbandMask(SubbandConfig(hidden=8)).eval()
     rng = np.random.default_rng(6)
     magnitude = np.sqrt(rng.exponential(1.0, (300, 200)))
     network = rng.uniform(0, 1, magnitude.shape)
+    mask = speech_mask(network, magnitude, subband=subband)
     sub, gain = subband_masks(subband, magnitude)
-    np.testing.assert_allclose(speech_mask(network, magnitude, subband=subband), (network + gain + 2 * sub) / 4,
-                               rtol=1e-6)
+    top = int(RUN_TOP_HZ / BIN_HZ) + 1
+    np.testing.assert_allclose(mask[:, :top], ((network + gain + 2 * sub) / 4)[:, :top], rtol=1e-6)
+    # above the sub-band mask's bins its half goes to the network
+    np.testing.assert_allclose(mask[:, top:], ((3 * network + gain) / 4)[:, top:], rtol=1e-6)
 
 
 def test_speech_chunks_join_as_well_as_the_network_alone(separator, voice):

@@ -9,17 +9,21 @@ improvement, on 84 mixtures of training-split real voices over other backgrounds
 not the benchmark) / the benchmark's held-out voices (`python -m bench.separation --part speech`):
 the network alone +3.66 / +1.88 dB, the suppressor alone +2.80 / +4.17, the sub-band mask alone
 +4.34 / +4.11; the network and the suppressor averaged (version 2) +4.38 / +4.19, all three
-+4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it ran for a day; +4.85 /
++4.86 / +4.61 (+4.82 / +4.57 with the sub-band mask run to 4 kHz, as it runs; +4.85 /
 +4.65 since it trained on close-microphone voices too; `python -m soundtok_cli.train.subband
 score`). Since 2026-12-05 a voice query takes the voice network (the network fine-tuned with
 close-microphone voices; the model card): alone +3.70 / +2.84, all three +4.87 / +4.98; the
-sub-band mask weighs half, the other two a quarter each: +4.94 / +5.01; and the sub-band mask
-runs to 6 kHz again (int8, separate/subband.py): +5.01 / +5.08 (the weights chosen on the
-tuning sets, training voices as they are and shifted 4-6 semitones, among equal network and
-suppressor weights; the model card has the grid). The combination is above each part alone on
-both sets, so it is what `--keep speech` uses; a query for anything else gets the general
-network's mask alone (a noise suppressor would remove the rain asked for). A separator file
-without the sub-band mask (version 2) gets the network and the suppressor, half and half.
+sub-band mask weighs half, the other two a quarter each: +4.94 / +5.01 (the weights chosen on
+the tuning sets, training voices as they are and shifted 4-6 semitones, among equal network and
+suppressor weights; the model card has the grid); and above 4 kHz, where the sub-band mask does
+not run (separate/subband.py), its half goes to the network, not to the suppressor: +5.18 /
++5.24 (shifted voices +4.63 -> +4.88). Up there a voice is mostly fricatives and breath, which a
+noise floor tracker cannot tell from hiss; the suppressor's three quarters had been a side effect
+of the sub-band mask stopping at 4 kHz, not a choice (every bin to 6 kHz: +5.01 / +5.08). The
+combination is above each part alone on both sets, so it is what `--keep speech` uses; a query
+for anything else gets the general network's mask alone (a noise suppressor would remove the rain
+asked for). A separator file without the sub-band mask (version 2) gets the network and the
+suppressor, half and half.
 
 The suppressor is textbook, with the usual parameters (none fitted to the benchmark): the noise
 power per bin by minimum statistics (Martin 2001: the power smoothed over about 70 ms, its
@@ -85,6 +89,8 @@ def speech_mask(network_mask: np.ndarray, magnitude: np.ndarray, frame_seconds: 
         return NETWORK_WEIGHT * network_mask + (1 - NETWORK_WEIGHT) * suppressor_gain(magnitude, frame_seconds)
     from soundtok_cli.separate.subband import subband_masks
 
-    sub, gain = subband_masks(subband, magnitude, frame_seconds)
+    # above the bins the sub-band mask runs on, its share goes to the network's mask, not to the
+    # suppressor's gain (the module docstring)
+    sub, gain = subband_masks(subband, magnitude, frame_seconds, above=network_mask)
     w_network, w_gain, w_sub = WEIGHTS
     return w_network * network_mask + w_gain * gain + w_sub * sub

@@ -1,4 +1,4 @@
-"""The sub-band speech mask: one small recurrent network shared by every bin below 6 kHz.
+"""The sub-band speech mask: one small recurrent network shared by every bin below 4 kHz.
 
 Why: the separator's full-band network knows a voice by its whole spectral envelope, so it keeps
 the voices it was trained on and partly removes voices it has never heard (the separator's model
@@ -10,16 +10,17 @@ with a few frames of look-ahead is the cheaper configuration, 0.9 dB worse on un
 can learn what speech does over time in a band (onsets, harmonics gliding through, syllable
 rhythm) but not whose voice it is.
 
-It is trained and run on the bins below 6 kHz (128 of the 513, one sequence each); the bins
-above hold little of a voice's energy and keep the noise suppressor's gain. The GRU is
-compute-bound (its cost grows with the bins it runs: 0.18, 0.41 and 0.97 s per 14 s chunk for
-64, 128 and 256 on one thread) and was two thirds of the time `--keep speech` takes, so until
-2026-12-05 it ran only below 4 kHz (the float network to 6 kHz measured 20.1x real time mono,
-19.4x stereo, against the 20x goal). Run with int8 layers (separate/neural.py: 0.53 -> 0.36 s per
-15 s chunk, the same figures to 0.01 dB), it runs to 6 kHz at the cost the float network had to
-4 kHz, and the speech path gains on each of the trainer's three score sets (known, shifted and
-held-out voices, with the voice network and the weights of separate/speech.py: +4.94, +4.63,
-+5.01 to 4 kHz; +5.01, +4.68, +5.08 to 6 kHz).
+It is trained on the bins below 6 kHz and run on those below 4 kHz (86 of the 513, one sequence
+each); above, separate/speech.py gives its share to the separator's network. Why 4 kHz at run
+time: the GRU is compute-bound (its cost grows with the bins it runs: 0.18, 0.41 and 0.97 s per
+14 s chunk for 64, 128 and 256 on one thread) and is most of the time `--keep speech` takes,
+which measured 20.1x real time (mono) and 19.4x (stereo) with every bin below 6 kHz on the
+development machine, against the 20x goal; stopping at 4 kHz cost 0.03-0.04 dB on each of the
+trainer's three score sets (`train.subband score`: known, shifted and held-out voices +4.82,
++4.49, +4.57 against +4.86, +4.52, +4.61), and giving the bins above to the network instead of the
+suppressor more than made up for it (separate/speech.py). It runs with int8 layers (separate/
+neural.py): 0.31 -> 0.25 s per 15 s chunk idle, the score sets unchanged to 0.01 dB (at 128 bins
+int8 was no faster: 0.49 and 0.52 s).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
 from soundtok_cli.separate.speech import FRAME_SECONDS, noise_power, wiener_gain
+
+BIN_HZ = 48000 / 1024  # the separator's bin spacing, kept at every sample rate
+RUN_TOP_HZ = 4000.0  # the network runs on the bins below; see the module docstring for why
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +116,13 @@ def harmonic_support(snr: np.ndarray, bins: np.ndarray, harmonics: int) -> np.nd
     return out
 
 
-def subband_masks(net: SubbandMask, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS) -> tuple[np.ndarray, np.ndarray]:
-    """(frames, F) mixture magnitudes -> the (frames, F) sub-band speech mask (the network's in the
-    bins it models, the noise suppressor's gain above) and the suppressor's gain."""
-    top = min(net.config.bins, magnitude.shape[1])
+def subband_masks(net: SubbandMask, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS,
+                  above: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, F) mixture magnitudes -> the (frames, F) sub-band speech mask (the network's below
+    RUN_TOP_HZ; above, `above`, by default the noise suppressor's gain) and the suppressor's gain."""
+    top = min(net.config.bins, magnitude.shape[1], int(RUN_TOP_HZ / BIN_HZ) + 1)
     feats, gain = features(magnitude, net.config, np.arange(top), frame_seconds)
-    mask = gain.copy()
+    mask = (gain if above is None else above).copy()
     with torch.inference_mode():
         mask[:, : len(feats)] = net(torch.from_numpy(feats)).numpy().T
     return mask, gain
