@@ -708,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mixtures", type=int, default=8, help="speech mixtures per background and SNR")
     parser.add_argument("--effect-mixtures", type=int, default=5, help="mixtures per effect class")
     parser.add_argument("--heldout", default="corpus/heldout")
+    parser.add_argument("--seed", type=int, help="another draw of the mixtures from the same clips (a robustness check; "
+                                                  "default: the benchmark's own seed)")
     parser.add_argument("--no-dfn", action="store_true", help="leave DeepFilterNet3 out")
     parser.add_argument("--mask", choices=("command", "network", "suppressor", "subband"), default="command",
                         help="keep speech as the command does, or with one of its parts alone")
@@ -752,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
               "threads": torch.get_num_threads(), "numpy_blas_threads": blas,
               "settings": {"parts": parts, "mixtures": args.mixtures, "effect_mixtures": args.effect_mixtures,
                            "speed_seconds": args.speed_seconds, "heldout": args.heldout, "no_dfn": args.no_dfn,
-                           "mask": args.mask,
+                           "mask": args.mask, "seed": args.seed,
                            "snrs_db": list(SNRS), "peak": PEAK}}
     clips = read_heldout(args.heldout) if {"speech", "effects"} & set(parts) else None
     if "speech" in parts:
@@ -768,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
                 dfn_error = f"{type(error).__name__}: {error}"
         pools = speech_pools(clips)
         log(f"speech: {len(pools.utterances)} utterances; making {len(BACKGROUNDS) * args.mixtures} mixtures x {len(SNRS)} SNRs")
-        mixtures = speech_mixtures(pools, args.mixtures)
+        mixtures = speech_mixtures(pools, args.mixtures, seed=args.seed)
         records, seconds = run_speech(mixtures, systems, log)
         audio = sum(len(m.mixture) for m in mixtures) / SR
         result["speech"] = {"systems": list(systems), "deepfilternet": dfn.version if dfn else None,
@@ -780,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
                             "summary": summarise_speech(records, list(systems)), "mixtures": records}
     if "effects" in parts:
         sources, refused = grounded(effect_sources(clips), sep.ground)
-        mixtures = effect_mixtures(sources, args.effect_mixtures)
+        mixtures = effect_mixtures(sources, args.effect_mixtures, seed=args.seed)
         skipped = sum(args.effect_mixtures for s in effect_sources(clips) if s.target and s.query in refused)
         log(f"effects: {len(mixtures)} mixtures, {len(refused)} queries refused")
         records, seconds = run_effects(mixtures, soundtok, log)

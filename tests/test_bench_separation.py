@@ -103,6 +103,8 @@ def test_speech_loop_with_stand_in_extractors():
     assert [m.label for m in mixtures] == [b for b in bench.BACKGROUNDS for _ in bench.SNRS]
     again = bench.speech_mixtures(pools, 1, seed=7)
     assert all(np.array_equal(m.mixture, n.mixture) for m, n in zip(mixtures, again))
+    other = bench.speech_mixtures(pools, 1, seed=8)  # --seed: another draw of backgrounds from the same pools
+    assert not np.array_equal(other[0].mixture, mixtures[0].mixture)
     for m in mixtures:
         rest = m.mixture - m.target
         assert 10 * np.log10(np.sum(m.target**2) / np.sum(rest**2)) == pytest.approx(m.snr_db, abs=1e-6)
