@@ -2,6 +2,13 @@
 
     python -m soundtok_cli.train.separate train --corpus corpus --checkpoints checkpoints/separate
     python -m soundtok_cli.train.separate export --checkpoints checkpoints/separate
+    python -m soundtok_cli.train.separate train --checkpoints checkpoints/separate-voice \
+        --init soundtok_cli/models/soundtok-separate-v3.safetensors --steps 1600 --lr 1e-3 --proximity 0.5
+    python -m soundtok_cli.train.separate export-voice --checkpoints checkpoints/separate-voice \
+        --separator soundtok_cli/models/soundtok-separate-v3.safetensors --out soundtok_cli/models/soundtok-separate-v3.safetensors
+
+The last two make the voice network, which answers the queries that ask for a voice: the network
+fine-tuned with half of the kept voices heard through a close microphone (the model card).
 
 On a GPU, make the mixtures in other processes and take larger batches, e.g. `train --device cuda
 --workers 14 --batch 48`; `--init soundtok_cli/models/soundtok-separate-v3.safetensors` carries on

@@ -15,6 +15,8 @@ heard in a room (synthetic reverberation; the target keeps its own reverberation
 is not known only by the few microphones and speakers of the training set, half of the sources are
 heard through another colour (a random low and high shelf, sometimes a band limit) and half of the
 voices are shifted by up to 3 semitones (a larger or smaller speaker: pitch and formants together).
+With `proximity`, that share of the voices kept in speech examples is heard through a close
+directional microphone (colour.proximity_boost): the voice network's fine-tune (train/separate.py).
 """
 
 from __future__ import annotations
