@@ -130,7 +130,7 @@ def test_training_can_start_from_the_shipped_weights():
 
 def test_training_keeps_its_share_of_close_microphone_voices_when_resumed(tmp_path, capsys):
     from soundtok_cli.train.separate import main
-    from tests.test_separate_subband import tiny_corpus
+    from test_separate_subband import tiny_corpus
 
     corpus = tiny_corpus(tmp_path / "corpus")
     common = ["train", "--corpus", corpus, "--checkpoints", str(tmp_path / "ck"), "--batch", "2", "--seconds", "0.5",
@@ -148,7 +148,7 @@ def test_a_fine_tuned_network_travels_as_the_voice_network(tmp_path):
 
     from soundtok_cli.models.registry import find, load_separator
     from soundtok_cli.train.separate import main
-    from tests.test_separate_subband import tiny_corpus
+    from test_separate_subband import tiny_corpus
 
     shipped = find("soundtok-separate").path()
     corpus = tiny_corpus(tmp_path / "corpus")
