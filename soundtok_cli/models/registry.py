@@ -179,18 +179,21 @@ def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str
     speech_net = None
     if "subband" in weights.metadata:  # the sub-band speech mask (version 3 on)
         speech_net = SubbandMask(SubbandConfig.from_json(weights.metadata["subband"]))
-        speech_net.load_state_dict({k.removeprefix("subband."): weights.state.pop(k)
-                                    for k in [k for k in weights.state if k.startswith("subband.")]})
+        speech_net.load_state_dict(_pop_part(weights.state, "subband."))
     config = SeparatorConfig.from_json(weights.metadata["config"])
     voice_net = None
     if "voice_step" in weights.metadata:  # the network fine-tuned for voices (version 3, 2026-12-05 on)
         voice_net = SeparatorNet(config)
-        voice_net.load_state_dict({k.removeprefix("voice."): weights.state.pop(k)
-                                   for k in [k for k in weights.state if k.startswith("voice.")]})
+        voice_net.load_state_dict(_pop_part(weights.state, "voice."))
     net = SeparatorNet(config)
     net.load_state_dict(weights.state)
     return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device,
                           speech_net, voice_net)
+
+
+def _pop_part(state: dict, prefix: str) -> dict:
+    """The tensors under `prefix` (a part travelling in another model's file), taken out of `state`."""
+    return {k.removeprefix(prefix): state.pop(k) for k in [k for k in state if k.startswith(prefix)]}
 
 
 def describe_all() -> list[dict]:

@@ -192,19 +192,14 @@ def export_voice(checkpoints: str, separator: str, out: str) -> None:
     (float16 tensors "voice.*", the step in the metadata's "voice_step"): the run that fine-tuned
     the shipped network on close-microphone voices (`train --init ... --proximity 0.5`)."""
     from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+
+    from soundtok_cli.train.weights_file import add_part
 
     state = torch.load(os.path.join(checkpoints, "latest.pt"), map_location="cpu", weights_only=True)
     with safe_open(separator, framework="pt") as f:
-        metadata = dict(f.metadata())
-    if json.loads(metadata["config"]) != state["config"]:
-        raise SystemExit(f"{checkpoints}: not the same network as {separator}'s")
-    weights = {k: v for k, v in load_file(separator).items() if not k.startswith("voice.")}
-    weights.update({f"voice.{k}": v.to(torch.float16).contiguous() for k, v in state["model"].items()})
-    metadata["voice_step"] = str(state["step"])
-    tmp = out + ".tmp"
-    save_file(weights, tmp, metadata=metadata)
-    os.replace(tmp, out)
+        if json.loads(f.metadata()["config"]) != state["config"]:
+            raise SystemExit(f"{checkpoints}: not the same network as {separator}'s")
+    add_part(separator, out, "voice.", state["model"], {"voice_step": str(state["step"])})
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): {separator} and the voice network from {checkpoints}")
 
 

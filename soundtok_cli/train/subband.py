@@ -19,8 +19,9 @@ matter to the ear).
 `score` makes three sets the benchmark's way (bench/separation.py): mixtures of training-split
 real voices over training-split backgrounds (known voices), the same voices shifted 4 to 6
 semitones (past the training's +-3, so unknown to the separator's network), and the benchmark's
-held-out speech mixtures (unseen voices), and reports the SI-SDR improvement of each mask and
-their averages.
+held-out speech mixtures (unseen voices), and reports the SI-SDR improvement of each mask, their
+averages, and each sub-band mask in the speech path as `--keep speech` combines them
+(separate/speech.py).
 """
 
 from __future__ import annotations
@@ -149,19 +150,11 @@ def load_checkpoint(path: str) -> SubbandMask:
 def export(checkpoint: str, separator: str, out: str) -> None:
     """Write `separator`'s weights file with the sub-band mask added (float16 tensors "subband.*",
     its configuration in the metadata's "subband"): the speech path travels with the separator."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from soundtok_cli.train.weights_file import add_part
 
     net = load_checkpoint(checkpoint)
-    with safe_open(separator, framework="pt") as f:
-        metadata = dict(f.metadata())
-    weights = {k: v for k, v in load_file(separator).items() if not k.startswith("subband.")}
-    weights.update({f"subband.{k}": v.to(torch.float16).contiguous() for k, v in net.state_dict().items()})
-    metadata["subband"] = net.config.to_json()
-    metadata["subband_step"] = str(torch.load(checkpoint, weights_only=False)["step"])
-    tmp = out + ".tmp"
-    save_file(weights, tmp, metadata=metadata)
-    os.replace(tmp, out)
+    add_part(separator, out, "subband.", net.state_dict(),
+             {"subband": net.config.to_json(), "subband_step": str(torch.load(checkpoint, weights_only=False)["step"])})
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): {separator} and the sub-band mask from {checkpoint}")
 
 
@@ -211,7 +204,7 @@ def score(args) -> None:
     import bench.separation as bench
     from bench.yardstick import si_sdr
     from soundtok_cli.models.registry import load_separator
-    from soundtok_cli.separate.speech import suppressor_gain
+    from soundtok_cli.separate.speech import speech_mask, suppressor_gain
     from soundtok_cli.separate.subband import subband_masks
 
     torch.set_num_threads(args.threads)
@@ -231,9 +224,9 @@ def score(args) -> None:
         gain = suppressor_gain(magnitude)
         masks["suppressor"] = gain
         masks["network + suppressor (version 2)"] = (network + gain) / 2
-        for label in nets:
+        for label, net in nets.items():
             masks[f"{label} + suppressor"] = (masks[label] + gain) / 2
-            masks[f"{label} + both"] = (masks[label] + gain + network) / 3
+            masks[f"{label} + both, as --keep speech runs"] = speech_mask(network, magnitude, subband=net)
         return masks
 
     report = {}
