@@ -172,8 +172,7 @@ def test_voice_queries_take_the_voice_network_and_others_the_general_one():
     general, voice_net = SeparatorNet(SeparatorConfig()), SeparatorNet(SeparatorConfig())
     vectors = np.eye(4, 384, dtype=np.float32)
     separator = QuerySeparator(general, vectors, ["a", "b", "c", "d"], {}, voice_net=voice_net)
-    alone = QuerySeparator(SeparatorNet(SeparatorConfig()), vectors, ["a", "b", "c", "d"], {})
-    alone.net = separator.net
+    alone = QuerySeparator(general, vectors, ["a", "b", "c", "d"], {})  # the same general network, no voice network
     voice, other = (Query("q", vectors[0], 1.0, [], speech=flag) for flag in (True, False))
     magnitude = np.abs(np.random.default_rng(2).standard_normal((40, 513))).astype(np.float32)
     masks = separator.masks(magnitude, [voice, other, voice])
