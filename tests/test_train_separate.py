@@ -165,7 +165,7 @@ def test_a_fine_tuned_network_travels_as_the_voice_network(tmp_path):
 
 
 def test_voice_queries_take_the_voice_network_and_others_the_general_one():
-    from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet
+    from soundtok_cli.separate.model import SeparatorConfig
     from soundtok_cli.separate.neural import Query, QuerySeparator
 
     torch.manual_seed(0)
