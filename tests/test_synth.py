@@ -102,3 +102,13 @@ def test_outdoor_sounds_are_not_put_in_rooms():
         _, cap = synth.random_sound(np.random.default_rng(seed), 8000, 0.3)
         if any(w in cap for w in outdoor):
             assert "small room" not in cap and "large hall" not in cap, cap
+
+
+def test_a_sound_laid_over_a_bed_is_told_from_one_sound():
+    captions = [synth.random_sound(np.random.default_rng(seed), 8000, 0.3)[1] for seed in range(120)]
+    layered = [c for c in captions if synth.laid_over_bed(c)]
+    assert 10 < len(layered) < 60, len(layered)  # random_sound lays a bed under a quarter of its sounds
+    assert all(" with " in c for c in layered)
+    assert not synth.laid_over_bed("a distant explosion with debris falling")  # one event
+    assert synth.laid_over_bed("an explosion with debris falling with light rain in the background")
+    assert not synth.laid_over_bed("footsteps on gravel")

@@ -182,3 +182,24 @@ def test_voice_queries_take_the_voice_network_and_others_the_general_one():
     assert np.abs(masks[0] - masks[1]).max() > 0.01
     # a file without a voice network: every query takes the general one
     np.testing.assert_array_equal(alone.masks(magnitude, [voice])[0], masks[1])
+
+
+def test_procedural_sounds_laid_over_a_bed_are_left_out_of_the_mixtures(tmp_path):
+    from soundtok_cli.train.separate_data import MixtureSampler
+    from test_separate_subband import tiny_corpus
+
+    corpus = tmp_path / "corpus"
+    tiny_corpus(corpus)
+    index = corpus / "train" / "index.tsv"
+    rows = index.read_text().splitlines()
+    n = 4 * 48000  # re-caption the three non-speech clips as procedural sounds, one laid over a bed
+    captions = ["a bell tone with crackling fire in the background", "an explosion with debris falling", "pink noise"]
+    rows[3:6] = [f"shard-0000.npy\t{i * n}\t{n}\tsynth\tsynth:{i}\t{c}" for i, c in zip(range(2, 5), captions)]
+    index.write_text("\n".join(rows) + "\n")
+    sampler = MixtureSampler(str(corpus), str(tmp_path / "cache"))
+    kept = [c.caption for c in sampler.clips]
+    assert "a bell tone with crackling fire in the background" not in kept
+    assert {"an explosion with debris falling", "pink noise", "a male voice speaking"} <= set(kept)
+    assert all(sampler.clips[i].caption != captions[0] for i in sampler.other)
+    mixture, target, query = sampler.batch(4, 4800)
+    assert mixture.shape == target.shape == (4, 4800) and query.shape == (4, 384)

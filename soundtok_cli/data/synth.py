@@ -1025,6 +1025,13 @@ def random_sound(rng: np.random.Generator, sample_rate: int = 48000, duration: f
     return np.clip(x[:n], -1, 1).astype(np.float32), cap
 
 
+def laid_over_bed(caption: str) -> bool:
+    """Whether `random_sound` laid this sound over a background bed: its caption is "<sound> with
+    <bed>" ("footsteps on wood with gentle wind"), two sounds under one caption. The explosion's
+    own "with debris falling" is one event, not a bed."""
+    return " with " in caption.replace(" with debris falling", "")
+
+
 def _quiet(cap: str) -> str:
     for art in ("a ", "an "):
         if cap.startswith(art):
