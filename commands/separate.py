@@ -37,8 +37,7 @@ is refused, naming the nearest concepts it knows. A description of a voice ("spe
 "dialogue", "a man talking") is kept with a voice network's mask (the model fine-tuned on
 close-microphone voices) combined with a noise suppressor's gain (a tracked noise floor) and a
 small sub-band network's mask (it reads only how far each band rises above that floor), which
-keep voices the model never heard. What is kept and what
-is removed always add up to the input.
+keep voices the model never heard. What is kept and what is removed always add up to the input.
 
 By signal processing: hum (mains hum at 50 or 60 Hz, +-1 Hz, and its harmonics, found
 automatically; a file without hum is left untouched and reported), clicks (impulsive clicks and

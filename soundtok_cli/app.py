@@ -30,6 +30,18 @@ def _register_commands() -> None:
     for name in COMMANDS:
         module = importlib.import_module(f"soundtok_cli.commands.{name}")
         module.register(app)
+    for command in app.registered_commands:
+        command.epilog = reflowed(command.epilog)
+
+
+def reflowed(epilog: str | None) -> str | None:
+    """The epilog with each prose paragraph on one line, for the help renderer to wrap at the
+    terminal's width: it keeps the source's line breaks, so at 80 columns each ~95-character source
+    line wrapped into a long line and a short one. Indented paragraphs (examples) keep their lines."""
+    if not epilog:
+        return epilog
+    paragraphs = epilog.split("\n\n")
+    return "\n\n".join(p if p.startswith("  ") else " ".join(p.split()) for p in paragraphs)
 
 
 _register_commands()

@@ -506,3 +506,22 @@ def test_shell_completion_scripts_and_answers():
     env = dict(ENV, _SOUNDTOK_COMPLETE="complete_bash", COMP_WORDS="soundtok decode --lev", COMP_CWORD="2")
     answer = subprocess.run(CLI, env=env, capture_output=True, text=True, timeout=TIMEOUT)
     assert answer.stdout.split() == ["--levels"], answer
+
+
+def test_help_prose_fills_the_terminal_and_examples_keep_their_lines():
+    from typer.testing import CliRunner
+
+    from soundtok_cli.app import app
+
+    blank = "\n" + " " * 80 + "\n"
+    for command in ("separate", "search", "encode"):
+        text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "80"}).output
+        paragraphs = [[line.strip() for line in p.splitlines()] for p in text.split(blank)
+                      if p.startswith(" ") and not p.startswith("  ") and not p.lstrip().startswith(("Usage", "╭"))]
+        assert len(paragraphs) >= 2, command
+        for lines in paragraphs:  # filled: only a paragraph's last line may be short
+            assert all(len(line) > 55 for line in lines[:-1]), (command, lines)
+        examples = [line.strip() for line in text.splitlines() if line.startswith("   soundtok ")]
+        assert len(examples) >= 3, command  # each example on its own line, as written
+        if command == "separate":
+            assert "soundtok separate old-take.wav --remove hum -o clean.wav" in examples
