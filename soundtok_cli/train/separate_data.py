@@ -39,6 +39,7 @@ from soundtok_cli.train.embed_data import Clip, package, read_clips
 SAMPLE_RATE = 48_000
 NOT_SPEECH_PACKAGES = ("sound-icons",)  # listed as speech in the manifest, but they are instrument samples
 P_SPEECH, P_PAIR = 0.5, 0.42  # the rest: a query for something absent
+TARGET_TO_REST_DB = (-5.0, 15.0)  # the target's level over the rest of the mixture, drawn uniformly
 P_BACKGROUND_QUERY = 0.25  # speech examples where the background is the one asked for
 P_CROWD = 0.2
 P_ROOM = 0.2
@@ -190,7 +191,7 @@ class MixtureSampler:
     def _mix(self, target: np.ndarray, rest: list[np.ndarray], query: int):
         target = _unit(self._colour(target))
         others = np.sum([_unit(self._colour(x)) * 10 ** (self.rng.uniform(-6, 3) / 20) for x in rest], axis=0)
-        others = _unit(others) * 10 ** (-self.rng.uniform(-5, 15) / 20)
+        others = _unit(others) * 10 ** (-self.rng.uniform(*TARGET_TO_REST_DB) / 20)
         return self._level(target + others, target, query)
 
     def _level(self, mixture: np.ndarray, target: np.ndarray, query: int):
