@@ -751,6 +751,9 @@ def _noise_burst(rng: np.random.Generator, sample_rate: int, seconds: tuple[floa
     return burst * _decay(cn, sample_rate, cn / sample_rate / 4, 0.0)
 
 
+DEBRIS = " with debris falling"  # an explosion's own tail, not a second sound (laid_over_bed)
+
+
 def explosion(rng: np.random.Generator, sample_rate: int, duration: float, size: str | None = None) -> Sound:
     """A blast: a broadband crack whose high end dies first (the low-pass closing), a sub-bass
     thump, a rumbling tail and, sometimes, debris falling."""
@@ -782,7 +785,7 @@ def explosion(rng: np.random.Generator, sample_rate: int, duration: float, size:
             _add(out, ev, start + int(at * sample_rate), 0.25 * rng.random() * np.exp(-at / scale))
     cap = {"small": "a small explosion", "large": "a large explosion", "plain": "an explosion"}[size]
     if debris:
-        cap += " with debris falling"
+        cap += DEBRIS
     return _finish(out, sample_rate, cap, 0.02)
 
 
@@ -1028,8 +1031,8 @@ def random_sound(rng: np.random.Generator, sample_rate: int = 48000, duration: f
 def laid_over_bed(caption: str) -> bool:
     """Whether `random_sound` laid this sound over a background bed: its caption is "<sound> with
     <bed>" ("footsteps on wood with gentle wind"), two sounds under one caption. The explosion's
-    own "with debris falling" is one event, not a bed."""
-    return " with " in caption.replace(" with debris falling", "")
+    own DEBRIS is one event, not a bed."""
+    return " with " in caption.replace(DEBRIS, "")
 
 
 def _quiet(cap: str) -> str:
