@@ -48,6 +48,8 @@ DEFAULT_CODEC = "soundtok-codec"
 DEFAULT_EMBEDDER = "soundtok-embed"
 DEFAULT_GENERATOR = "soundtok-generate"
 DEFAULT_SEPARATOR = "soundtok-separate"
+# parts that travel in the separator's file under a tensor prefix (train/weights_file.add_part)
+SUBBAND_PART, VOICE_PART = "subband.", "voice."
 
 
 def find(name: str) -> ModelEntry:
@@ -179,12 +181,12 @@ def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str
     speech_net = None
     if "subband" in weights.metadata:  # the sub-band speech mask (version 3 on)
         speech_net = SubbandMask(SubbandConfig.from_json(weights.metadata["subband"]))
-        speech_net.load_state_dict(_pop_part(weights.state, "subband."))
+        speech_net.load_state_dict(_pop_part(weights.state, SUBBAND_PART))
     config = SeparatorConfig.from_json(weights.metadata["config"])
     voice_net = None
     if "voice_step" in weights.metadata:  # the network fine-tuned for voices (version 3, 2026-12-05 on)
         voice_net = SeparatorNet(config)
-        voice_net.load_state_dict(_pop_part(weights.state, "voice."))
+        voice_net.load_state_dict(_pop_part(weights.state, VOICE_PART))
     net = SeparatorNet(config)
     net.load_state_dict(weights.state)
     return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device,

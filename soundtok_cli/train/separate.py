@@ -193,13 +193,14 @@ def export_voice(checkpoints: str, separator: str, out: str) -> None:
     the shipped network on close-microphone voices (`train --init ... --proximity 0.5`)."""
     from safetensors import safe_open
 
+    from soundtok_cli.models.registry import VOICE_PART
     from soundtok_cli.train.weights_file import add_part
 
     state = torch.load(os.path.join(checkpoints, "latest.pt"), map_location="cpu", weights_only=True)
     with safe_open(separator, framework="pt") as f:
         if json.loads(f.metadata()["config"]) != state["config"]:
             raise SystemExit(f"{checkpoints}: not the same network as {separator}'s")
-    add_part(separator, out, "voice.", state["model"], {"voice_step": str(state["step"])})
+    add_part(separator, out, VOICE_PART, state["model"], {"voice_step": str(state["step"])})
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): {separator} and the voice network from {checkpoints}")
 
 

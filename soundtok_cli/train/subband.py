@@ -150,10 +150,11 @@ def load_checkpoint(path: str) -> SubbandMask:
 def export(checkpoint: str, separator: str, out: str) -> None:
     """Write `separator`'s weights file with the sub-band mask added (float16 tensors "subband.*",
     its configuration in the metadata's "subband"): the speech path travels with the separator."""
+    from soundtok_cli.models.registry import SUBBAND_PART
     from soundtok_cli.train.weights_file import add_part
 
     net = load_checkpoint(checkpoint)
-    add_part(separator, out, "subband.", net.state_dict(),
+    add_part(separator, out, SUBBAND_PART, net.state_dict(),
              {"subband": net.config.to_json(), "subband_step": str(torch.load(checkpoint, weights_only=False)["step"])})
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB): {separator} and the sub-band mask from {checkpoint}")
 

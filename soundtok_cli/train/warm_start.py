@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from soundtok_cli.models.registry import SUBBAND_PART, VOICE_PART
+
 
 def _is_network_weight(name: str) -> bool:
     """Not one of the tensors a shipped file carries beside the network's weights: the separator's
     concept table, its sub-band speech mask (separate/subband.py) and its voice network (a copy
     of the network fine-tuned for voices)."""
-    return name != "concepts" and not name.startswith(("subband.", "voice."))
+    return name != "concepts" and not name.startswith((SUBBAND_PART, VOICE_PART))
 
 
 def initial_weights(model, path: str) -> None:
