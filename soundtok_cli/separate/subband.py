@@ -4,7 +4,8 @@ Why: the separator's full-band network knows a voice by its whole spectral envel
 the voices it was trained on and partly removes voices it has never heard (the separator's model
 card: 1.8 dB lost from training-split to held-out voices). This network reads, for each bin
 alone, only how far that bin and its neighbours rise above the tracked noise floor
-(speech.noise_power), the noise suppressor's gain, the bin's position and how far the whole
+(speech.noise_power in training; at run time the floor separate/speech.py's first pass finds),
+the noise suppressor's gain, the bin's position and how far the whole
 frame rises above its floor, along the whole chunk both ways (a bidirectional GRU; a one-way one
 with a few frames of look-ahead is the cheaper configuration, 0.9 dB worse on unseen voices): it
 can learn what speech does over time in a band (onsets, harmonics gliding through, syllable
@@ -75,11 +76,12 @@ class SubbandMask(nn.Module):
 
 
 def features(magnitude: np.ndarray, config: SubbandConfig, bins: np.ndarray | None = None,
-             frame_seconds: float = FRAME_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+             frame_seconds: float = FRAME_SECONDS, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(frames, F) magnitudes at the separator's bin spacing -> ((bins, frames, features) float32,
-    the suppressor's (frames, F) gain, computed on the way)."""
+    the suppressor's (frames, F) gain, computed on the way). The SNRs and the gain are against
+    `noise`, a (frames, F) noise power, by default the minimum-statistics floor (as in training)."""
     power = np.asarray(magnitude, np.float64) ** 2
-    noise = noise_power(power, frame_seconds)
+    noise = noise_power(power, frame_seconds) if noise is None else noise
     gain = wiener_gain(power, noise)
     frames, count = power.shape
     k = config.neighbours
@@ -117,11 +119,12 @@ def harmonic_support(snr: np.ndarray, bins: np.ndarray, harmonics: int) -> np.nd
 
 
 def subband_masks(net: SubbandMask, magnitude: np.ndarray, frame_seconds: float = FRAME_SECONDS,
-                  above: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  above: np.ndarray | None = None, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(frames, F) mixture magnitudes -> the (frames, F) sub-band speech mask (the network's below
-    RUN_TOP_HZ; above, `above`, by default the noise suppressor's gain) and the suppressor's gain."""
+    RUN_TOP_HZ; above, `above`, by default the noise suppressor's gain) and the suppressor's gain,
+    both against `noise` (features())."""
     top = min(net.config.bins, magnitude.shape[1], int(RUN_TOP_HZ / BIN_HZ) + 1)
-    feats, gain = features(magnitude, net.config, np.arange(top), frame_seconds)
+    feats, gain = features(magnitude, net.config, np.arange(top), frame_seconds, noise)
     mask = (gain if above is None else above).copy()
     with torch.inference_mode():
         mask[:, : len(feats)] = net(torch.from_numpy(feats)).numpy().T
