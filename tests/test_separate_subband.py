@@ -231,3 +231,24 @@ def test_the_shifted_set_moves_each_voice_past_the_training_shifts():
         semitones = 12 * np.log2(peak / 200)
         assert 3.9 < abs(semitones) < 6.1 and np.sign(semitones) == (1 if i % 2 else -1), (i, semitones)
         assert abs(len(x) / SR - 4 * 200 / peak) < 0.01  # resampled: shorter when higher
+
+
+def test_training_can_measure_against_the_speech_paths_residual_floor(tmp_path):
+    """`--floor residual`: the features of each example against the noise floor `--keep speech`
+    gives the mask at run time (the first pass's residual), not the minimum statistics."""
+    from soundtok_cli.models.registry import load_separator
+    from soundtok_cli.separate.speech import first_pass, noise_power, residual_noise_power
+    from soundtok_cli.train.subband import main, residual_floor
+
+    corpus = tiny_corpus(tmp_path / "corpus")
+    main(["train", "--corpus", corpus, "--cache", str(tmp_path / "cache"), "--checkpoints", str(tmp_path / "ck"),
+          "--batch", "2", "--hidden", "8", "--steps", "1", "--floor", "residual"])
+    assert torch.load(tmp_path / "ck" / "last.pt", weights_only=False)["floor"] == "residual"
+
+    separator = load_separator(device="cpu")
+    magnitude = np.sqrt(np.random.default_rng(3).exponential(1.0, (200, 513))).astype(np.float32)
+    network = separator.masks(magnitude, separator.ground(["speech"]))[0]
+    floor = residual_floor(separator)(magnitude)
+    power = magnitude.astype(np.float64) ** 2
+    np.testing.assert_allclose(floor, residual_noise_power(power, first_pass(network, magnitude)), rtol=1e-6)
+    assert np.abs(np.log(floor / noise_power(power))).mean() > 0.1

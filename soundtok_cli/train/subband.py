@@ -14,7 +14,10 @@ below 150 Hz, where a male voice on a directional microphone carries much of its
 each, 24 per step; each contributes 48 random bins of the modelled ones. AdamW, lr 3e-3, 50
 steps of warm-up, cosine decay, one thread. The loss is the energy-weighted magnitude error of the
 kept speech (what SI-SDR weighs) plus 0.3 x the separator's compressed-magnitude term (quiet bins
-matter to the ear).
+matter to the ear). The features are measured against the minimum-statistics noise floor, or with
+`--floor residual` against the floor the speech path's first pass finds at run time (separate/
+speech.py: the voice network's mask and the suppressor's gain, their residual smoothed; it runs
+the separator's network on every example, about 1 s more per step).
 
 `score` makes three sets the benchmark's way (bench/separation.py): mixtures of training-split
 real voices over training-split backgrounds (known voices), the same voices shifted 4 to 6
@@ -62,7 +65,25 @@ def example_bins(rng, config: SubbandConfig, low: int) -> np.ndarray:
     return np.sort(np.concatenate([low_bins, rest]))
 
 
-def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0):
+def residual_floor(separator):
+    """The noise floor `--keep speech` gives the sub-band mask at run time (separate/speech.py's
+    first pass: the voice network's mask and the suppressor's gain, their residual smoothed), as a
+    function of an example's (frames, bins) magnitudes."""
+    from soundtok_cli.separate.speech import first_pass, residual_noise_power
+
+    query = separator.ground(["speech"])
+
+    def floor(magnitude: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            network = separator.masks(magnitude.astype(np.float32), query)[0]
+        return residual_noise_power(np.asarray(magnitude, np.float64) ** 2, first_pass(network, magnitude))
+
+    return floor
+
+
+def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0, floor=None):
+    """`floor`: magnitudes -> the noise power the features are measured against (None: the
+    minimum statistics)."""
     from soundtok_cli.separate.model import stft
 
     n = int(SEGMENT_SECONDS * 48000)
@@ -72,7 +93,7 @@ def training_batch(sampler, config: SubbandConfig, batch: int, low: int = 0):
         x = stft(torch.from_numpy(mixture[None]))[0].abs().numpy()
         t = stft(torch.from_numpy(target[None]))[0].abs().numpy()
         bins = example_bins(sampler.rng, config, low)
-        feats.append(features(x, config, bins)[0])
+        feats.append(features(x, config, bins, noise=None if floor is None else floor(x))[0])
         mixes.append(x[:, bins].T)
         targets.append(t[:, bins].T)
     return tuple(torch.from_numpy(np.stack(a)) for a in (feats, mixes, targets))
@@ -99,24 +120,30 @@ def train(args) -> None:
         config, step = SubbandConfig.from_json(state["config"]), state["step"]
         low = state.get("low_bins", 0)  # a resumed run keeps its checkpoint's sampling too
         proximity = state.get("proximity", 0.0)
+        floor_name = state.get("floor", "minimum")
         print(f"resuming at step {step}", flush=True)
     else:
         config = SubbandConfig(neighbours=args.neighbours, lookahead=args.lookahead, hidden=args.hidden,
                                bidirectional=not args.causal, harmonics=args.harmonics)
-        state, step, low, proximity = None, 0, args.low_bins, args.proximity
+        state, step, low, proximity, floor_name = None, 0, args.low_bins, args.proximity, args.floor
     net = SubbandMask(config)
     optimizer = torch.optim.AdamW(net.parameters(), args.lr)
     if state:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
     sampler = MixtureSampler(args.corpus, args.cache, seed=1000 + step, proximity=proximity)
+    floor = None
+    if floor_name == "residual":
+        from soundtok_cli.models.registry import load_separator
+
+        floor = residual_floor(load_separator(device="cpu", path=args.separator))
     started = time.time()
     while step < args.steps:
         warmup = min(1.0, (step + 1) / 50)
         cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
         for group in optimizer.param_groups:
             group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch, low))
+        loss = loss_of(net, *training_batch(sampler, config, args.batch, low, floor))
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -128,7 +155,7 @@ def train(args) -> None:
             tmp = last + ".tmp"
             torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                         "config": config.to_json(), "low_bins": low,
-                        "proximity": proximity}, tmp)
+                        "proximity": proximity, "floor": floor_name}, tmp)
             os.replace(tmp, last)
 
 
@@ -264,6 +291,11 @@ def main(argv: list[str] | None = None) -> None:
                    help=f"of the {BINS_PER_EXAMPLE} bins an example trains, this many among the lowest {LOW_BINS} (below 560 Hz)")
     t.add_argument("--proximity", type=float, default=0.5,
                    help="the share of voices heard as by a close microphone (+6..+18 dB below 100-250 Hz)")
+    t.add_argument("--floor", choices=("minimum", "residual"), default="minimum",
+                   help="measure the features against the minimum statistics, or against the residual of "
+                        "the speech path's first pass as at run time (needs --separator's voice network)")
+    t.add_argument("--separator", help="the separator weights whose first pass --floor residual reads "
+                                       "(default: the shipped ones)")
     t.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("export")
     e.add_argument("--checkpoint", default="checkpoints/subband/last.pt")
