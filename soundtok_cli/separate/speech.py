@@ -82,7 +82,7 @@ def smoothed(power: np.ndarray, seconds: float, frame_seconds: float) -> np.ndar
 
 
 def smoothed_both_ways(power: np.ndarray, seconds: float, frame_seconds: float) -> np.ndarray:
-    """The same forwards and then backwards: no lag, so an onset is not smeared past itself."""
+    """The same forwards and then backwards: centred on each frame instead of trailing it."""
     return smoothed(smoothed(power, seconds, frame_seconds)[::-1], seconds, frame_seconds)[::-1]
 
 
