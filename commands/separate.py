@@ -35,9 +35,11 @@ per description (OUT needs {part}; --residual then gets whatever no stem took). 
 are embedded by the joint space's text tower; one the model cannot ground ("quarterly report")
 is refused, naming the nearest concepts it knows. A description of a voice ("speech",
 "dialogue", "a man talking") is kept with a voice network's mask (the model fine-tuned on
-close-microphone voices) combined with a noise suppressor's gain (a tracked noise floor) and a
-small sub-band network's mask (it reads only how far each band rises above that floor), which
-keep voices the model never heard. What is kept and what is removed always add up to the input.
+close-microphone voices) combined with a noise suppressor's gain and a small sub-band network's
+mask (it reads only how far each band rises above the noise floor), which keep voices the model
+never heard; in two passes, the second measuring against the noise the first removed, so a
+background that swells and falls is not kept at its loud moments. What is kept and what is
+removed always add up to the input.
 
 By signal processing: hum (mains hum at 50 or 60 Hz, +-1 Hz, and its harmonics, found
 automatically; a file without hum is left untouched and reported), clicks (impulsive clicks and
