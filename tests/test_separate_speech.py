@@ -10,8 +10,8 @@ import torch
 
 from soundtok_cli.data import synth
 from soundtok_cli.separate.model import HOP, N_FFT
-from soundtok_cli.separate.speech import (FRAME_SECONDS, GAIN_FLOOR, WEIGHTS, noise_power, postfilter,
-                                          residual_noise_power, speech_mask, wiener_gain)
+from soundtok_cli.separate.speech import (GAIN_FLOOR, WEIGHTS, noise_power, postfilter, residual_noise_power,
+                                          speech_mask, wiener_gain)
 from soundtok_cli.separate.stream import run_all
 
 from audio_checks import si_sdr

@@ -74,8 +74,7 @@ def residual_floor(separator):
     query = separator.ground(["speech"])
 
     def floor(magnitude: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            network = separator.masks(magnitude.astype(np.float32), query)[0]
+        network = separator.masks(magnitude.astype(np.float32), query)[0]
         return residual_noise_power(np.asarray(magnitude, np.float64) ** 2, first_pass(network, magnitude))
 
     return floor
