@@ -23,6 +23,10 @@ EPILOG = """Examples:
 
   sox record.mp3 -t wav - | soundtok separate - --remove clicks --remove hiss --strength 0.5 | sox -t wav - -d
 
+  soundtok separate takes/*.wav --remove hiss --noise-from 0-1.5 -o 'clean/{stem}.wav'
+
+  soundtok separate concert.flac --remove hiss --noise-from room-tone.wav -o clean.flac
+
   soundtok encode take.wav | soundtok separate --remove hum | soundtok decode -o clean.wav
 
   soundtok separate library.zarr.zip --keep speech -o 'voices/{stem}.wav'
@@ -44,7 +48,12 @@ removed always add up to the input.
 By signal processing: hum (mains hum at 50 or 60 Hz, +-1 Hz, and its harmonics, found
 automatically; a file without hum is left untouched and reported), clicks (impulsive clicks and
 crackle, repaired by interpolation) and hiss (stationary broadband noise; --strength 0 to 2,
-default 1), applied in the order hum, clicks, hiss, before any separation by description.
+default 1), applied in the order hum, clicks, hiss, before any separation by description. Hiss
+is measured in the quietest moments of the whole file, or, with --noise-from, in a noise print:
+a stretch of each input holding the noise alone (START-END, the room tone before a take; after
+hum and clicks are removed) or a file of it (resampled to each input's rate; its channels are
+averaged unless it has as many as the input). Give a print when the file never pauses (music
+or an ambience over the hiss all through) or when the noise should be measured, not guessed.
 
 OUT is a file (.wav, .flac or .ogg), - (WAV on stdout; the default when stdout is not a
 terminal) or a template with {stem}, {name}, {dir}, {index}, {ext} (and {part} for --stems)
@@ -72,6 +81,7 @@ def separate(
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file, - for stdout (WAV, or tokens from token stores), a template like 'out/{stem}.wav', or a store (x.zarr, x.zarr.zip) from token stores.")] = None,
     residual: Annotated[Optional[str], typer.Option("--residual", help="Also write what was removed (input minus output): a file, - or a template.")] = None,
     strength: Annotated[float, typer.Option("--strength", help="Hiss reduction strength, 0 (none) to 2 (default 1).")] = 1.0,
+    noise_from: Annotated[Optional[str], typer.Option("--noise-from", help="Learn the hiss from a noise print: a time range of each input holding the noise alone, START-END in seconds or m:ss (e.g. 0-1.5), or an audio file of it.", show_default=False)] = None,
     audio_format: Annotated[Optional[str], typer.Option("--audio-format", help="wav, flac or ogg for OUT and the residual (default: from the extension).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Report format on stdout: text (notes on stderr) or json (JSON Lines).")] = "text",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
@@ -86,6 +96,7 @@ def separate(
     from soundtok_cli.progress import format_speed
     from soundtok_cli.separate import parse_removals, split_descriptions
     from soundtok_cli.separate.job import Plan, SeparateJob, load_separation
+    from soundtok_cli.separate.noiseprint import Hiss, parse_noise_from
     from soundtok_cli.separate.tokens import expand_inputs, is_store_name
 
     reporter = Reporter("separate", quiet=quiet, verbose=verbose)
@@ -107,6 +118,10 @@ def separate(
     check_device(device)
     if not 0.0 <= strength <= 2.0:
         raise UsageError("must be between 0 and 2", "--strength")
+    if noise_from is not None and "hiss" not in things:
+        raise UsageError("a noise print is for --remove hiss; add it (e.g. --remove hiss --noise-from 0-1.5)",
+                         "--noise-from")
+    hiss = Hiss(strength, parse_noise_from(noise_from) if noise_from is not None else None)
 
     # Token stores (by name, or a zip header on stdin or in a file) are told from audio here;
     # tokens come out when every input is a token store and OUT is a stream or a store.
@@ -165,7 +180,7 @@ def separate(
             reporter.error(entry)
         else:
             sources.append(entry)
-    plan = Plan(things, strength, separation, described, output, residual, parts, tokens_out, out_format, res_format,
+    plan = Plan(things, hiss, separation, described, output, residual, parts, tokens_out, out_format, res_format,
                 json_reports=fmt == "json", device=device)
     job = SeparateJob(plan, reporter)
     started = time.monotonic()

@@ -15,7 +15,7 @@ from soundtok_cli.errors import UsageError
 from soundtok_cli.io.audio import resample
 from soundtok_cli.separate import parse_removals
 from soundtok_cli.separate.clicks import ClickRepair
-from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, _window
+from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, NoisePrint, _window, frame_size, level_dbfs
 from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
 from soundtok_cli.separate.stream import run_all
 
@@ -141,7 +141,7 @@ def test_noise_floor_of_white_noise_is_right():
     noise = 0.01 * rng.standard_normal(10 * SR)
     floor = NoiseFloor(SR, 1)
     floor.update(noise[:, None])
-    expected = 1e-4 * (_window(floor.nfft) ** 2).sum()
+    expected = 1e-4 * (_window(frame_size(SR)) ** 2).sum()
     assert abs(10 * np.log10(np.median(floor.result()) / expected)) < 1.0
 
 
@@ -155,6 +155,51 @@ def test_hiss_at_10_db_snr_improves(speech, strength):
     floor.update(noisy[:, None])
     out = run_all(HissFilter(floor.result(), SR, strength), noisy)
     assert si_sdr(speech, out) - si_sdr(speech, noisy) >= 3.0  # measured: +7 (0.5) and +8.8 dB (1.0)
+
+
+def continuous_chord(n: int) -> np.ndarray:
+    """Sound that never pauses: a swelling chord of slowly beating partials (as music under hiss)."""
+    t = np.arange(n) / SR
+    chord = sum(np.sin(2 * np.pi * f * t + k) / (1 + k) for k, f in enumerate((220, 277.2, 329.6, 440, 554.4, 659.3, 880)))
+    return 0.1 * chord * (1 + 0.5 * np.sin(2 * np.pi * 0.3 * t))
+
+
+def test_a_noise_print_measures_the_noise_alone():
+    rng = np.random.default_rng(8)
+    noise = 0.01 * rng.standard_normal(4 * SR)
+    x = noise + np.concatenate([np.zeros(SR), continuous_chord(3 * SR)])  # the first second is the noise alone
+    meter = NoisePrint(SR, 1, 0, SR)
+    for start in range(0, len(x), 7777):  # odd blocks: the frames are the same
+        meter.update(x[start : start + 7777, None])
+        if start > 1.2 * SR:
+            assert meter.complete
+    expected = 1e-4 * (_window(frame_size(SR)) ** 2).sum()
+    assert abs(10 * np.log10(np.median(meter.result()) / expected)) < 0.5
+    assert abs(level_dbfs(meter.result(), SR) - (20 * np.log10(0.01) + 3.01)) < 0.5  # a sine's full scale
+    sine = NoisePrint(SR, 1)
+    sine.update(0.5 * np.sin(2 * np.pi * 1000 * np.arange(SR) / SR)[:, None])
+    assert abs(level_dbfs(sine.result(), SR) + 6.02) < 0.1  # half of full scale: -6 dBFS, as reports say
+    whole = NoisePrint(SR, 1)  # the whole signal: the chord's partials stand out
+    whole.update(x[:, None])
+    assert whole.result()[round(440 / SR * frame_size(SR))] > 100 * meter.result()[round(440 / SR * frame_size(SR))]
+    late = NoisePrint(SR, 1, 5 * SR, 6 * SR)  # past the end: nothing
+    late.update(x[:, None])
+    assert late.result() is None and not late.complete
+
+
+def test_a_noise_print_keeps_sound_that_never_pauses():
+    """Under a chord that never pauses, the quietest moments are not the noise: the floor from them
+    is too high and takes the chord's quiet partials; a print of the noise alone does not."""
+    rng = np.random.default_rng(9)
+    clean = continuous_chord(8 * SR)
+    noise = rng.standard_normal(10 * SR) * np.sqrt(np.mean(clean ** 2)) * 10 ** (-20 / 20)  # 20 dB SNR
+    noisy = clean + noise[: len(clean)]
+    floor, meter = NoiseFloor(SR, 1), NoisePrint(SR, 1)
+    floor.update(noisy[:, None])
+    meter.update(noise[len(clean) :, None])  # 2 s of the noise recorded on its own
+    auto = si_sdr(clean, run_all(HissFilter(floor.result(), SR), noisy)) - si_sdr(clean, noisy)
+    printed = si_sdr(clean, run_all(HissFilter(meter.result(), SR), noisy)) - si_sdr(clean, noisy)
+    assert printed > auto + 2.0 and printed > 5.0, (auto, printed)
 
 
 def test_hiss_strength_zero_is_identity(speech):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio_checks import si_sdr
 from cli_checks import one_line_error
 
 CLI = [sys.executable, "-m", "soundtok_cli.app", "separate"]
@@ -182,3 +183,64 @@ def test_bad_inputs(files, tmp_path):
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines() == [f"soundtok separate: {files / 'notes.wav'}: not an audio file or unsupported format"]
     assert (tmp_path / "b/hum3.wav").exists() and not (tmp_path / "b/notes.wav").exists()
+
+
+@pytest.fixture(scope="module")
+def hissy(tmp_path_factory):
+    """A take whose first second is the noise alone (white, -37 dBFS), then 24 s of an ambience
+    that never pauses over it (a rumble below 1.5 kHz, 20 dB above the hiss: ambience.npy holds it
+    clean), so that less than a twentieth of the take is the noise alone; and a print of that
+    noise recorded on its own, stereo at 44.1 kHz."""
+    from scipy import signal
+
+    d = tmp_path_factory.mktemp("hissy")
+    rng = np.random.default_rng(5)
+    rumble = signal.lfilter(*signal.butter(2, 1500 / 24000), rng.standard_normal(24 * 48000))
+    ambience = np.concatenate([np.zeros(48000), 0.1 * rumble / np.sqrt(np.mean(rumble ** 2))])
+    np.save(d / "ambience.npy", ambience)
+    sf.write(d / "take.wav", ambience + 0.01 * rng.standard_normal(len(ambience)), 48000, subtype="FLOAT")
+    sf.write(d / "short.wav", 0.01 * rng.standard_normal(24000), 48000, subtype="FLOAT")
+    sf.write(d / "room.wav", 0.01 * rng.standard_normal((2 * 44100, 2)), 44100, subtype="FLOAT")
+    sf.write(d / "silence.wav", np.zeros(48000), 48000)
+    return d
+
+
+def test_hiss_learnt_from_a_noise_print(hissy, tmp_path):
+    true_level = 20 * np.log10(0.01) + 3.01  # white noise of RMS 0.01 against a full-scale sine
+    reports = {}
+    for name, args in (("range", ["--noise-from", "0-1"]), ("file", ["--noise-from", hissy / "room.wav"]), ("auto", [])):
+        result = run(hissy / "take.wav", "--remove", "hiss", *args, "-o", tmp_path / f"{name}.wav", "--format", "json")
+        assert result.returncode == 0, result.stderr.decode()
+        reports[name] = json.loads(result.stdout)
+    assert reports["range"]["noise_print"] == "0-1 s of the input"
+    assert reports["file"]["noise_print"] == str(hissy / "room.wav")
+    assert reports["auto"]["noise_print"] is None
+    for name in ("range", "file"):  # a 44.1 kHz stereo print serves a 48 kHz mono take
+        assert abs(reports[name]["hiss_floor_dbfs"] - true_level) < 1.0, reports[name]
+    # the ambience never pauses: the quietest twentieth of the take is the ambience, which the
+    # floor from it then takes for noise and removes; against a print it stays
+    ambience = np.load(hissy / "ambience.npy")[48000:]
+    before = si_sdr(ambience, sf.read(hissy / "take.wav")[0][48000:])
+    gains = {name: si_sdr(ambience, sf.read(tmp_path / f"{name}.wav")[0][48000:]) - before for name in reports}
+    assert gains["range"] > 2 and gains["file"] > 2 and gains["auto"] < -5, gains
+    result = run(hissy / "take.wav", "--remove", "hiss", "--noise-from", "0:00-0:01.0", "-o", tmp_path / "mss.wav")
+    assert result.returncode == 0 and "from 0-1 s of the input" in result.stderr.decode()
+
+
+def test_bad_noise_prints(hissy, tmp_path):
+    take, out = hissy / "take.wav", tmp_path / "out.wav"
+    one_line_error(run(take, "--remove", "hiss", "--noise-from", "3-99", "-o", out), 2, "take.wav",
+                   "the noise print 3-99 runs past the end of the input (25.00 s)")
+    one_line_error(run(take, "--remove", "hiss", "--noise-from", "1-0.5", "-o", out), 2, "--noise-from", "ends before")
+    one_line_error(run(take, "--remove", "hiss", "--noise-from", "room", "-o", out), 2, "--noise-from",
+                   "neither an audio file nor a time range")
+    one_line_error(run(take, "--remove", "hiss", "--noise-from", hissy / "silence.wav", "-o", out), 2, "--noise-from",
+                   "silence.wav", "no noise to learn")
+    one_line_error(run(take, "--remove", "hum", "--noise-from", "0-1", "-o", out), 2, "--noise-from", "--remove hiss")
+    assert not out.exists()
+    # a batch goes on past an input too short for the range: exit status 1, the other written
+    result = run(take, hissy / "short.wav", "--remove", "hiss", "--noise-from", "0-1", "-q", "-o", tmp_path / "b/{stem}.wav")
+    assert result.returncode == 1
+    assert result.stderr.decode().strip().splitlines() == [
+        f"soundtok separate: {hissy / 'short.wav'}: the noise print 0-1 runs past the end of the input (0.50 s)"]
+    assert (tmp_path / "b/take.wav").exists() and not (tmp_path / "b/short.wav").exists()

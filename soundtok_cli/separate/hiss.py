@@ -6,6 +6,8 @@ counted into a histogram in 0.25 dB steps over the whole signal; its 5th percent
 the measured bias of that percentile for noise alone (see `QUANTILE_BIAS`), is the floor. This is
 minimum statistics taken over the whole file, which suits stationary hiss: speech and music leave
 pauses and quiet partials, so the lowest twentieth of the time at each frequency is the noise.
+Or, given a noise print (a stretch of the noise alone: room tone before a take, or a file of it),
+the floor is the mean power of its frames (`NoisePrint`): exact where the file never pauses.
 
 Gain: the power in each bin, smoothed over 5 frames and 3 bins, gives G = 1 - a N / P (a, the
 over-subtraction, grows with `strength`), floored at -6 - 12 * strength dB so that what is left of
@@ -35,31 +37,47 @@ def _window(n: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # periodic Hann: sum of squares at hop n/4 is 1.5 n / n
 
 
-class NoiseFloor:
-    """Feed blocks of the signal; `result()` is the noise power per channel and bin (or None for
-    digital silence)."""
+class PowerFrames:
+    """Power spectra of a signal fed in blocks: Hann frames of `frame_size`, a quarter frame apart,
+    frame j centred on sample j x hop (zeros before the signal's start)."""
 
     def __init__(self, sample_rate: int, channels: int):
         self.nfft = frame_size(sample_rate)
         self.hop = self.nfft // 4
         self.window = _window(self.nfft)
-        self.channels = channels
         self.bins = self.nfft // 2 + 1
+        self.channels = channels
+        self.made = 0  # frames returned so far: the index of the next one
+        self._buffer = np.zeros((self.nfft // 2, channels))
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """The (frames, bins, channels) powers of the frames this block completes, in order."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float64).reshape(len(block), -1)])
+        count = max(0, (len(self._buffer) - self.nfft) // self.hop + 1)
+        idx = np.arange(count)[:, None] * self.hop + np.arange(self.nfft)[None, :]
+        frames = self._buffer[idx] * self.window[None, :, None]  # (frames, nfft, channels)
+        self._buffer = self._buffer[count * self.hop :]
+        self.made += count
+        return np.abs(np.fft.rfft(frames, axis=1)) ** 2
+
+
+class NoiseFloor:
+    """Feed blocks of the signal; `result()` is the noise power per channel and bin (or None for
+    digital silence)."""
+
+    def __init__(self, sample_rate: int, channels: int):
+        self._frames = PowerFrames(sample_rate, channels)
+        self.bins = self._frames.bins
+        self.channels = channels
         self.levels = int((HIST_HI_DB - HIST_LO_DB) / HIST_STEP_DB)
         self.histogram = np.zeros((channels, self.bins, self.levels), dtype=np.int64)
-        self._buffer = np.zeros((self.nfft // 2, channels))  # frames centred on multiples of hop
         self._recent = np.zeros((0, self.bins, channels))
         self.frames = 0
 
     def update(self, block: np.ndarray) -> None:
-        self._buffer = np.concatenate([self._buffer, np.asarray(block, dtype=np.float64).reshape(len(block), -1)])
-        count = (len(self._buffer) - self.nfft) // self.hop + 1
-        if count <= 0:
+        power = self._frames.push(block)
+        if not len(power):
             return
-        idx = np.arange(count)[:, None] * self.hop + np.arange(self.nfft)[None, :]
-        frames = self._buffer[idx] * self.window[None, :, None]  # (frames, nfft, channels)
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # (frames, bins, channels)
-        self._buffer = self._buffer[count * self.hop :]
         recent = np.concatenate([self._recent, power])  # the last frames of the previous call first
         if len(recent) >= AVERAGE_FRAMES:
             sums = np.cumsum(recent, axis=0)
@@ -88,10 +106,44 @@ class NoiseFloor:
             return None  # digital silence
         return (10 ** (db / 10) / QUANTILE_BIAS).T  # (bins, channels)
 
-    def level_dbfs(self, noise: np.ndarray) -> float:
-        """The floor as a broadband level in dB relative to a full-scale sine (for reports)."""
-        total = noise.mean(axis=1).sum() * 2 / (self.window ** 2).sum() / (self.nfft / 2)
-        return float(10 * np.log10(max(total, 1e-30)) + 3.01)
+
+class NoisePrint:
+    """The noise power per bin and channel as the mean of the frames lying wholly inside samples
+    [start, end) of the signal fed in blocks: a noise print, the noise alone. `result()` is
+    (bins, channels), or None when no frame fits or the print is digital silence."""
+
+    def __init__(self, sample_rate: int, channels: int, start: int = 0, end: float = np.inf):
+        self._frames = PowerFrames(sample_rate, channels)
+        self.start, self.end = start, end
+        self.total = np.zeros((self._frames.bins, channels))
+        self.frames = 0
+
+    def update(self, block: np.ndarray) -> None:
+        first = self._frames.made
+        power = self._frames.push(block)
+        begins = (first + np.arange(len(power))) * self._frames.hop - self._frames.nfft // 2
+        inside = (begins >= self.start) & (begins + self._frames.nfft <= self.end)
+        self.total += power[inside].sum(axis=0)
+        self.frames += int(inside.sum())
+
+    @property
+    def complete(self) -> bool:
+        """No frame still to come can lie inside the print."""
+        return self._frames.made * self._frames.hop - self._frames.nfft // 2 + self._frames.nfft > self.end
+
+    def result(self) -> np.ndarray | None:
+        if self.frames == 0 or not self.total.any():
+            return None
+        return self.total / self.frames
+
+
+def level_dbfs(noise: np.ndarray, sample_rate: int) -> float:
+    """A (bins, channels) noise power as a broadband level in dB relative to a full-scale sine (for reports)."""
+    window = _window(frame_size(sample_rate))
+    # the one-sided bins hold half of Parseval's sum N x sum((x w)^2): twice that over N sum(w^2) is
+    # the mean power; a full-scale sine's is 1/2 (tests/test_separate.py checks a sine and white noise)
+    power = noise.mean(axis=1).sum() * 2 / (window ** 2).sum() / len(window)
+    return float(10 * np.log10(max(power, 1e-30)) + 3.01)
 
 
 class HissFilter:

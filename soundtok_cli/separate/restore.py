@@ -3,7 +3,8 @@ chosen filters into the output (and the residual, input minus output), in bounde
 
 Analysis needs the whole signal before any output can be written (a long-term spectrum, a noise
 floor over the quietest moments), so the file is read once per analysing step and once more to
-write: hum is found on the input, the hiss floor on the input with hum and clicks removed.
+write: hum is found on the input, the hiss floor on the input with hum and clicks removed (or in
+a noise print: that stretch of it, so read only that far, or a file of the noise; noiseprint.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import numpy as np
 
 from soundtok_cli.io.audio import AudioWriter, open_audio
 from soundtok_cli.separate.clicks import ClickRepair
-from soundtok_cli.separate.hiss import HissFilter, NoiseFloor
+from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, level_dbfs
 from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
+from soundtok_cli.separate.noiseprint import Hiss, measure_file, range_error, range_meter
 from soundtok_cli.separate.stream import Chunked
 
 BLOCK = 1 << 16
@@ -38,6 +40,7 @@ class Restored:
     hum_found: bool | None = None  # None: not asked
     clicks: int | None = None  # gaps repaired
     hiss_floor_dbfs: float | None = None
+    noise_print: str | None = None  # where the hiss floor was learnt, when not from the whole file
     silent: bool = False
     separated: dict | None = None  # {mode, descriptions, nearest_concepts, voice} when the model ran
     notes: list[str] = field(default_factory=list)
@@ -51,7 +54,7 @@ class Restored:
 
 
 def restore_file(source: str, remove: list[str], output: str | list[str], residual: str | None = None,
-                 fmt: str | None = None, residual_fmt: str | None = None, strength: float = 1.0,
+                 fmt: str | None = None, residual_fmt: str | None = None, hiss: Hiss = Hiss(),
                  chunk: int = CHUNK, separation: Callable[[int], object] | None = None) -> Restored:
     """Remove `remove` (names from REMOVABLE, in order) from `source`, then apply the stage that
     `separation(sample_rate)` makes, if given (`neural.MaskStage`: keep, remove or split by
@@ -76,13 +79,11 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
         if "clicks" in remove:
             stages.append(ClickRepair(sr))
         if "hiss" in remove:
-            floor = NoiseFloor(sr, channels)
-            for _, out in _run(reader, stages, channels, chunk):
-                floor.update(out)
-            noise = floor.result()
+            noise, level = _hiss_noise(reader, stages, chunk, hiss, source)
             if noise is not None:
-                report.hiss_floor_dbfs = round(floor.level_dbfs(noise), 1)
-                stages.append(HissFilter(noise, sr, strength))
+                report.hiss_floor_dbfs = level
+                report.noise_print = hiss.noise_from.describe() if hiss.noise_from else None
+                stages.append(HissFilter(noise, sr, hiss.strength))
         if separation is not None:
             stages.append(separation(sr))
         if "-" in (output, residual) and reader.format == "MP3" and not ({"hum", "hiss"} & set(remove)):
@@ -97,6 +98,26 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
         if "clicks" in remove:
             report.clicks = clicker.repaired if clicker else 0
         return report
+
+
+def _hiss_noise(reader, stages, chunk: int, hiss: Hiss, source: str) -> tuple[np.ndarray | None, float | None]:
+    """The noise power the hiss filter works against, and its level in dBFS: from the whole input
+    (after the stages before hiss) or from the noise print asked for."""
+    sr, channels, where = reader.sample_rate, reader.channels, hiss.noise_from
+    if where is not None and where.path is not None:
+        noise = measure_file(where.path, sr, channels)
+    else:
+        meter = NoiseFloor(sr, channels) if where is None else range_meter(where, sr, channels)
+        for _, out in _run(reader, stages, channels, chunk):
+            meter.update(out)
+            if where is not None and meter.complete:
+                break  # a print at the start of a long file: no need to read on
+        noise = meter.result()
+        if where is not None and (noise is None or where.end * sr > reader.frames):
+            raise range_error(where, source, reader.frames / sr, sr)
+    if noise is None:
+        return None, None
+    return noise, round(level_dbfs(noise, sr), 1)
 
 
 def _run(reader, stages, channels: int, chunk: int):
