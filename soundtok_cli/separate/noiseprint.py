@@ -11,10 +11,14 @@ import functools
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from soundtok_cli.errors import InputError, UsageError
+
+if TYPE_CHECKING:  # hiss.py imports scipy: loaded only once there is hiss to remove
+    from soundtok_cli.separate.hiss import NoisePrint
 
 OPTION = "--noise-from"
 BLOCK = 1 << 16
