@@ -244,3 +244,30 @@ def test_bad_noise_prints(hissy, tmp_path):
     assert result.stderr.decode().strip().splitlines() == [
         f"soundtok separate: {hissy / 'short.wav'}: the noise print 0-1 runs past the end of the input (0.50 s)"]
     assert (tmp_path / "b/take.wav").exists() and not (tmp_path / "b/short.wav").exists()
+
+
+def test_reduction_turns_down_what_is_removed(files, tmp_path):
+    x, rate = sf.read(files / "hum3.wav")
+    full = run(files / "hum3.wav", "--remove", "hum", "-o", tmp_path / "full.wav", "--residual", tmp_path / "full-res.wav")
+    assert full.returncode == 0, full.stderr.decode()
+    result = run(files / "hum3.wav", "--remove", "hum", "--reduction", "12", "-o", tmp_path / "down.wav",
+                 "--residual", tmp_path / "down-res.wav", "--format", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["reduction_db"] == 12
+    clean, taken = sf.read(tmp_path / "full.wav")[0], sf.read(tmp_path / "full-res.wav")[0]
+    down, rest = sf.read(tmp_path / "down.wav")[0], sf.read(tmp_path / "down-res.wav")[0]
+    k = 10 ** (-12 / 20)
+    np.testing.assert_allclose(down, clean + k * taken, atol=1e-5)  # the hum 12 dB down, not gone
+    np.testing.assert_allclose(down + rest, x, atol=1e-5)  # output and residual still add up to the input
+    # keeping a voice: everything else turned down
+    result = run(files / "clean3.wav", "--keep", "speech", "--reduction", "20", "-o", tmp_path / "voice.wav",
+                 "--residual", tmp_path / "room.wav")
+    assert result.returncode == 0 and "turned down 20 dB" in result.stderr.decode(), result.stderr.decode()
+    kept = run(files / "clean3.wav", "--keep", "speech", "-o", tmp_path / "voice0.wav", "--residual", tmp_path / "room0.wav")
+    assert kept.returncode == 0, kept.stderr.decode()
+    np.testing.assert_allclose(sf.read(tmp_path / "voice.wav")[0],
+                               sf.read(tmp_path / "voice0.wav")[0] + 0.1 * sf.read(tmp_path / "room0.wav")[0], atol=1e-5)
+    one_line_error(run(files / "hum3.wav", "--stems", "speech,music", "--reduction", "6", "-o", tmp_path / "{part}.wav"),
+                   2, "--reduction", "--stems")
+    one_line_error(run(files / "hum3.wav", "--remove", "hum", "--reduction", "-3", "-o", tmp_path / "n.wav"), 2,
+                   "--reduction", "positive number of decibels")

@@ -9,7 +9,13 @@ Both stream through `stream.Chunked` in overlapping chunks; `restore` runs a who
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from soundtok_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from soundtok_cli.separate.noiseprint import NoiseFrom
 
 # Applied in this order whatever the order on the command line: hum first (its harmonics would
 # otherwise raise the hiss floor), then clicks (before hiss, whose smoothing would spread them).
@@ -18,6 +24,19 @@ REMOVABLE = ("hum", "clicks", "hiss")
 _ALIASES = {"click": "clicks", "crackle": "clicks", "clicks": "clicks", "hum": "hum", "mains hum": "hum",
             "hiss": "hiss", "noise": "hiss", "hum and harmonics": "hum"}
 
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the steps of one run go: the hiss removal's strength and where it learns the noise, and
+    how far what is removed is turned down (None: taken out entirely)."""
+    strength: float = 1.0
+    noise_from: NoiseFrom | None = None
+    reduction_db: float | None = None
+
+    def blend(self) -> float:
+        """The share of what is removed that stays in the output: 10^(-reduction/20), or 0."""
+        return 0.0 if self.reduction_db is None else 10 ** (-self.reduction_db / 20)
 
 
 def parse_removals(values: list[str]) -> tuple[list[str], list[str]]:

@@ -23,7 +23,7 @@ from scipy import ndimage
 QUANTILE = 0.05
 AVERAGE_FRAMES = 8
 # The 5th percentile of 8-frame averages of pure white or pink noise's power, as a fraction of
-# its mean (measured: tests/test_separate_hiss.py checks the floor of white noise within 1 dB).
+# its mean (measured: tests/test_separate.py checks the floor of white noise within 1 dB).
 QUANTILE_BIAS = 0.38
 HIST_LO_DB, HIST_HI_DB, HIST_STEP_DB = -240.0, 20.0, 0.25
 SMOOTH_FRAMES, SMOOTH_BINS = 5, 3

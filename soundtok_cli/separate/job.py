@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from soundtok_cli.errors import InputError, UsageError
-from soundtok_cli.separate.noiseprint import Hiss
+from soundtok_cli.separate import Settings
 
 
 @dataclass
 class Plan:
     things: list[str]  # restoration steps, in order
-    hiss: Hiss  # --strength, --noise-from
+    settings: Settings  # --strength, --noise-from, --reduction
     separation: Callable[[int], object] | None  # sample rate -> the separation stage
     described: dict | None  # what the separation was asked for (reports)
     output: str  # a path, "-" or a template ({part} for stems); a store name when tokens_out
@@ -123,7 +123,7 @@ class SeparateJob:
         try:
             out_paths, res_path = self._audio_paths(source, index, source)
             report = restore_file(source, plan.things, out_paths if plan.parts else out_paths[0], res_path,
-                                  plan.out_format, plan.res_format, plan.hiss, separation=plan.separation)
+                                  plan.out_format, plan.res_format, plan.settings, separation=plan.separation)
         except InputError as error:
             self.reporter.error(error)
             return index + 1
@@ -146,7 +146,7 @@ class SeparateJob:
                 try:
                     if plan.tokens_out:
                         report, outs, rest = separate_to_tokens(codec, src, plan.things, len(plan.parts) or 1,
-                                                                plan.residual is not None, plan.hiss, plan.separation)
+                                                                plan.residual is not None, plan.settings, plan.separation)
                         for sink, batch in zip(self.sinks, outs):
                             sink.write(batch, subject=src.label)
                         if self.res_sink is not None:
@@ -156,7 +156,7 @@ class SeparateJob:
                     else:
                         out_paths, res_path = self._audio_paths(src.source, index - 1, src.label)
                         report = separate_source(codec, src, plan.things, out_paths if plan.parts else out_paths[0],
-                                                 res_path, plan.out_format, plan.res_format, plan.hiss,
+                                                 res_path, plan.out_format, plan.res_format, plan.settings,
                                                  plan.separation)
                 except InputError as error:
                     self.reporter.error(error)
@@ -240,4 +240,5 @@ def describe(report) -> str:
         learnt = f" from {report.noise_print}" if report.noise_print else ""
         parts.append(f"hiss reduced (noise floor {report.hiss_floor_dbfs:.0f} dBFS{learnt})"
                      if report.hiss_floor_dbfs is not None else "no hiss floor found (left untouched)")
-    return "; ".join(parts)
+    line = "; ".join(parts)
+    return f"{line}; what it removes turned down {report.reduction_db:g} dB, not taken out" if report.reduction_db else line

@@ -37,13 +37,6 @@ class NoiseFrom:
         return self.path if self.path is not None else f"{_seconds(self.start)}-{_seconds(self.end)} s of the input"
 
 
-@dataclass(frozen=True)
-class Hiss:
-    """How `--remove hiss` runs: its strength and where it learns the noise."""
-    strength: float = 1.0
-    noise_from: NoiseFrom | None = None
-
-
 def parse_noise_from(value: str) -> NoiseFrom:
     """`--noise-from`: an audio file (checked here: readable, with sound in it) or a time range
     START-END of each input in seconds or m:ss ('0-1.5', '1:02-1:04.5')."""

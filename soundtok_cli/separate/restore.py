@@ -20,7 +20,8 @@ from soundtok_cli.io.audio import AudioWriter, open_audio
 from soundtok_cli.separate.clicks import ClickRepair
 from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, level_dbfs
 from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
-from soundtok_cli.separate.noiseprint import Hiss, measure_file, range_error, range_meter
+from soundtok_cli.separate import Settings
+from soundtok_cli.separate.noiseprint import measure_file, range_error, range_meter
 from soundtok_cli.separate.stream import Chunked
 
 BLOCK = 1 << 16
@@ -41,6 +42,7 @@ class Restored:
     clicks: int | None = None  # gaps repaired
     hiss_floor_dbfs: float | None = None
     noise_print: str | None = None  # where the hiss floor was learnt, when not from the whole file
+    reduction_db: float | None = None  # what is removed turned down by this much, not taken out
     silent: bool = False
     separated: dict | None = None  # {mode, descriptions, nearest_concepts, voice} when the model ran
     notes: list[str] = field(default_factory=list)
@@ -54,7 +56,7 @@ class Restored:
 
 
 def restore_file(source: str, remove: list[str], output: str | list[str], residual: str | None = None,
-                 fmt: str | None = None, residual_fmt: str | None = None, hiss: Hiss = Hiss(),
+                 fmt: str | None = None, residual_fmt: str | None = None, settings: Settings = Settings(),
                  chunk: int = CHUNK, separation: Callable[[int], object] | None = None) -> Restored:
     """Remove `remove` (names from REMOVABLE, in order) from `source`, then apply the stage that
     `separation(sample_rate)` makes, if given (`neural.MaskStage`: keep, remove or split by
@@ -63,7 +65,8 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
     unreadable input."""
     with open_audio(source) as reader:
         sr, channels = reader.sample_rate, reader.channels
-        report = Restored(source, output, residual, sr, channels, reader.frames, list(remove))
+        report = Restored(source, output, residual, sr, channels, reader.frames, list(remove),
+                          reduction_db=settings.reduction_db)
         stages: list = []
         peak = 0.0
         if "hum" in remove:
@@ -79,18 +82,18 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
         if "clicks" in remove:
             stages.append(ClickRepair(sr))
         if "hiss" in remove:
-            noise, level = _hiss_noise(reader, stages, chunk, hiss, source)
+            noise, level = _hiss_noise(reader, stages, chunk, settings, source)
             if noise is not None:
                 report.hiss_floor_dbfs = level
-                report.noise_print = hiss.noise_from.describe() if hiss.noise_from else None
-                stages.append(HissFilter(noise, sr, hiss.strength))
+                report.noise_print = settings.noise_from.describe() if settings.noise_from else None
+                stages.append(HissFilter(noise, sr, settings.strength))
         if separation is not None:
             stages.append(separation(sr))
         if "-" in (output, residual) and reader.format == "MP3" and not ({"hum", "hiss"} & set(remove)):
             for _ in reader.blocks(BLOCK):  # a WAV header on stdout needs the exact length first
                 pass
         report.frames = reader.frames  # exact once read through
-        peak = _write(reader, stages, channels, chunk, report, fmt, residual_fmt)
+        peak = _write(reader, stages, channels, chunk, report, fmt, residual_fmt, settings.blend())
         report.silent = peak == 0.0
         if report.silent:
             report.notes.append("silent; passed through unchanged")
@@ -100,10 +103,10 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
         return report
 
 
-def _hiss_noise(reader, stages, chunk: int, hiss: Hiss, source: str) -> tuple[np.ndarray | None, float | None]:
+def _hiss_noise(reader, stages, chunk: int, settings: Settings, source: str) -> tuple[np.ndarray | None, float | None]:
     """The noise power the hiss filter works against, and its level in dBFS: from the whole input
     (after the stages before hiss) or from the noise print asked for."""
-    sr, channels, where = reader.sample_rate, reader.channels, hiss.noise_from
+    sr, channels, where = reader.sample_rate, reader.channels, settings.noise_from
     if where is not None and where.path is not None:
         noise = measure_file(where.path, sr, channels)
     else:
@@ -153,7 +156,9 @@ def _run(reader, stages, channels: int, chunk: int):
             yield matched(out)
 
 
-def _write(reader, stages, channels: int, chunk: int, report: Restored, fmt, residual_fmt) -> float:
+def _write(reader, stages, channels: int, chunk: int, report: Restored, fmt, residual_fmt, blend: float = 0.0) -> float:
+    """Stream the input through the stages into the outputs and the residual (the input minus every
+    output); with `blend`, that share of what the stages remove is left in the output."""
     outputs = report.output if isinstance(report.output, list) else [report.output]
     writers = []
     for path, kind in [(p, fmt) for p in outputs] + [(report.residual, residual_fmt)]:
@@ -167,6 +172,8 @@ def _write(reader, stages, channels: int, chunk: int, report: Restored, fmt, res
         for x, y in _run(reader, stages, channels, chunk):
             peak = max(peak, float(np.abs(x).max()))
             parts = y.reshape(len(y), len(outputs), channels) if stages else x[:, None, :]
+            if blend:
+                parts = parts + blend * (x - parts.sum(axis=1))[:, None, :]
             for writer, part in zip(writers, parts.transpose(1, 0, 2)):
                 writer.write(part.astype(np.float32))
             if len(writers) > len(outputs):

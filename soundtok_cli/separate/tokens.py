@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundtok_cli.errors import InputError
-from soundtok_cli.separate.noiseprint import Hiss
+from soundtok_cli.separate import Settings
 
 STORE_SUFFIXES = (".zarr", ".zarr.zip")
 
@@ -160,16 +160,16 @@ def decode_to_file(codec, src: StoreSource, path: str) -> None:
 
 
 def separate_source(codec, src: StoreSource, remove: list[str], output: str | list[str], residual: str | None,
-                    fmt: str | None, residual_fmt: str | None, hiss: Hiss = Hiss(),
+                    fmt: str | None, residual_fmt: str | None, settings: Settings = Settings(),
                     separation: Callable[[int], object] | None = None):
     """`restore.restore_file` for one source of a store, writing audio (`output`: a path or "-", one path
     per stem for stems; `residual` the same way). The report (`restore.Restored`) names the source."""
     with tempfile.TemporaryDirectory(prefix="soundtok-separate-") as tmp:
-        return _restore_decoded(codec, src, tmp, remove, output, residual, fmt, residual_fmt, hiss, separation)
+        return _restore_decoded(codec, src, tmp, remove, output, residual, fmt, residual_fmt, settings, separation)
 
 
 def separate_to_tokens(codec, src: StoreSource, remove: list[str], outputs: int, residual: bool,
-                       hiss: Hiss = Hiss(), separation: Callable[[int], object] | None = None
+                       settings: Settings = Settings(), separation: Callable[[int], object] | None = None
                        ) -> tuple[object, list, object | None]:
     """Separate one source of a store and encode the result with the same codec at the same
     levels: (report, one tokens Batch per output (`outputs` > 1 for stems), the residual's
@@ -184,7 +184,7 @@ def separate_to_tokens(codec, src: StoreSource, remove: list[str], outputs: int,
         # 24-bit WAV, or FLAC past WAV's 4 GiB (about 4 hours of 48 kHz stereo)
         kind = "wav" if src.duration * src.sample_rate * len(src.channels) * 3 < 0xFFFF0000 else "flac"
         report = _restore_decoded(codec, src, tmp, remove, out_paths if outputs > 1 else out_paths[0], res_path,
-                                  kind, kind, hiss, separation)
+                                  kind, kind, settings, separation)
         codec_attrs = codec.describe(src.levels)
         batches = []
         for path in out_paths + ([res_path] if res_path else []):
@@ -206,7 +206,7 @@ def separate_to_tokens(codec, src: StoreSource, remove: list[str], outputs: int,
 
 
 def _restore_decoded(codec, src: StoreSource, tmp: str, remove: list[str], output: str | list[str],
-                     residual: str | None, fmt: str | None, residual_fmt: str | None, hiss: Hiss,
+                     residual: str | None, fmt: str | None, residual_fmt: str | None, settings: Settings,
                      separation: Callable[[int], object] | None):
     """Decode the source into `tmp` and run `restore.restore_file` on it; the report and any error
     name the source, not the temporary file."""
@@ -215,7 +215,7 @@ def _restore_decoded(codec, src: StoreSource, tmp: str, remove: list[str], outpu
     decoded = os.path.join(tmp, "decoded.w64")
     decode_to_file(codec, src, decoded)
     try:
-        report = restore_file(decoded, remove, output, residual, fmt, residual_fmt, hiss, separation=separation)
+        report = restore_file(decoded, remove, output, residual, fmt, residual_fmt, settings, separation=separation)
     except InputError as error:
         raise _renamed(error, decoded, src.label) from None
     report.source = src.source
