@@ -99,10 +99,8 @@ def separate(
     from soundtok_cli.io.inputs import refuse_binary_to_terminal, is_terminal_stdout
     from soundtok_cli.io.audio import output_format
     from soundtok_cli.progress import format_speed
-    from soundtok_cli.separate import parse_removals, split_descriptions
+    from soundtok_cli.separate import Settings, parse_removals, split_descriptions
     from soundtok_cli.separate.job import Plan, SeparateJob, load_separation
-    from soundtok_cli.separate import Settings
-    from soundtok_cli.separate.noiseprint import parse_noise_from
     from soundtok_cli.separate.tokens import expand_inputs, is_store_name
 
     reporter = Reporter("separate", quiet=quiet, verbose=verbose)
@@ -124,16 +122,21 @@ def separate(
     check_device(device)
     if not 0.0 <= strength <= 2.0:
         raise UsageError("must be between 0 and 2", "--strength")
-    if noise_from is not None and "hiss" not in things:
-        raise UsageError("a noise print is for --remove hiss; add it (e.g. --remove hiss --noise-from 0-1.5)",
-                         "--noise-from")
     if reduction is not None:
         if parts:
             raise UsageError("--stems splits the input into parts; turning down applies to --keep and --remove",
                              "--reduction")
         if not 0.0 < reduction < float("inf"):
             raise UsageError("must be a positive number of decibels (e.g. 12)", "--reduction")
-    settings = Settings(strength, parse_noise_from(noise_from) if noise_from is not None else None, reduction)
+    noise_print = None
+    if noise_from is not None:
+        if "hiss" not in things:
+            raise UsageError("a noise print is for --remove hiss; add it (e.g. --remove hiss --noise-from 0-1.5)",
+                             "--noise-from")
+        from soundtok_cli.separate.noiseprint import parse_noise_from  # (scipy) only for a noise print
+
+        noise_print = parse_noise_from(noise_from)
+    settings = Settings(strength, noise_print, reduction)
 
     # Token stores (by name, or a zip header on stdin or in a file) are told from audio here;
     # tokens come out when every input is a token store and OUT is a stream or a store.

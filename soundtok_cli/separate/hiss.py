@@ -46,7 +46,6 @@ class PowerFrames:
         self.hop = self.nfft // 4
         self.window = _window(self.nfft)
         self.bins = self.nfft // 2 + 1
-        self.channels = channels
         self.made = 0  # frames returned so far: the index of the next one
         self._buffer = np.zeros((self.nfft // 2, channels))
 

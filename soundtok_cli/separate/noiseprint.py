@@ -11,14 +11,11 @@ import functools
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from soundtok_cli.errors import InputError, UsageError
-
-if TYPE_CHECKING:  # hiss.py imports scipy: loaded only once there is hiss to remove
-    from soundtok_cli.separate.hiss import NoisePrint
+from soundtok_cli.separate.hiss import NoisePrint, frame_size
 
 OPTION = "--noise-from"
 BLOCK = 1 << 16
@@ -34,19 +31,20 @@ class NoiseFrom:
     path: str | None = None  # a file of the noise alone
 
     def describe(self) -> str:
-        return self.path if self.path is not None else f"{_seconds(self.start)}-{_seconds(self.end)} s of the input"
+        return self.path if self.path is not None else f"{self.start:g}-{self.end:g} s of the input"
 
 
 def parse_noise_from(value: str) -> NoiseFrom:
     """`--noise-from`: an audio file (checked here: readable, with sound in it) or a time range
     START-END of each input in seconds or m:ss ('0-1.5', '1:02-1:04.5')."""
-    if os.path.exists(value) or not _RANGE.fullmatch(value):
-        if not os.path.exists(value):
-            raise UsageError(f"{value!r} is neither an audio file nor a time range START-END (seconds or m:ss, "
-                             "e.g. 0-1.5)", OPTION)
+    if os.path.exists(value):
         measure_file(value, 48000, 1)  # one clear line now rather than one per input later
         return NoiseFrom(value, path=value)
-    start, end = (_parse_time(t) for t in _RANGE.fullmatch(value).groups())
+    match = _RANGE.fullmatch(value)
+    if match is None:
+        raise UsageError(f"{value!r} is neither an audio file nor a time range START-END (seconds or m:ss, "
+                         "e.g. 0-1.5)", OPTION)
+    start, end = (_parse_time(t) for t in match.groups())
     if end <= start:
         raise UsageError(f"{value}: the range ends before it starts", OPTION)
     return NoiseFrom(value, start, end)
@@ -60,7 +58,6 @@ def measure_file(path: str, sample_rate: int, channels: int) -> np.ndarray:
     import soxr
 
     from soundtok_cli.io.audio import open_audio
-    from soundtok_cli.separate.hiss import NoisePrint, frame_size
 
     try:
         with open_audio(path) as reader:
@@ -85,15 +82,11 @@ def measure_file(path: str, sample_rate: int, channels: int) -> np.ndarray:
 
 def range_meter(noise_from: NoiseFrom, sample_rate: int, channels: int) -> NoisePrint:
     """The meter for a range of the input (fed the input as the hiss stage would see it)."""
-    from soundtok_cli.separate.hiss import NoisePrint
-
     return NoisePrint(sample_rate, channels, round(noise_from.start * sample_rate), round(noise_from.end * sample_rate))
 
 
 def range_error(noise_from: NoiseFrom, source: str, seconds: float, sample_rate: int) -> InputError:
     """Why a range cannot serve: it runs past the input's end, is too short, or is digital silence."""
-    from soundtok_cli.separate.hiss import frame_size
-
     frame = frame_size(sample_rate) / sample_rate
     if noise_from.end > seconds:
         why = f"runs past the end of the input ({seconds:.2f} s)"
@@ -107,7 +100,3 @@ def range_error(noise_from: NoiseFrom, source: str, seconds: float, sample_rate:
 def _parse_time(text: str) -> float:
     minutes, _, seconds = text.rpartition(":")
     return 60 * int(minutes or 0) + float(seconds)
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}"

@@ -17,10 +17,10 @@ from typing import Callable
 import numpy as np
 
 from soundtok_cli.io.audio import AudioWriter, open_audio
+from soundtok_cli.separate import Settings
 from soundtok_cli.separate.clicks import ClickRepair
 from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, level_dbfs
 from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
-from soundtok_cli.separate import Settings
 from soundtok_cli.separate.noiseprint import measure_file, range_error, range_meter
 from soundtok_cli.separate.stream import Chunked
 
