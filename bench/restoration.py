@@ -92,18 +92,19 @@ def music_clips(heldout: str, count: int, seconds: float = 10.0) -> list[np.ndar
 
 
 def hiss_with_print(y: np.ndarray, noise_alone: np.ndarray | None) -> np.ndarray:
-    """`--remove hiss`, its floor from y itself or (given) from a recording of the noise alone."""
+    """`--remove hiss`, its floor from y itself or (given) from a recording of the noise alone; y
+    as it is when there is no floor (digital silence)."""
     from soundtok_cli.separate.hiss import HissFilter, NoiseFloor, NoisePrint
     from soundtok_cli.separate.stream import run_all
 
     meter = NoiseFloor(SR, 1) if noise_alone is None else NoisePrint(SR, 1)
     meter.update((y if noise_alone is None else noise_alone)[:, None])
-    return run_all(HissFilter(meter.result(), SR), y)
+    noise = meter.result()
+    return y if noise is None else run_all(HissFilter(noise, SR), y)
 
 
 def restore(kind: str, y: np.ndarray) -> np.ndarray:
     from soundtok_cli.separate.clicks import ClickRepair
-    from soundtok_cli.separate.hiss import HissFilter, NoiseFloor
     from soundtok_cli.separate.hum import HumFilter, LongTermSpectrum, detect_hum
     from soundtok_cli.separate.stream import run_all
 
@@ -114,10 +115,7 @@ def restore(kind: str, y: np.ndarray) -> np.ndarray:
         return y if info is None else run_all(HumFilter(info, SR), y)
     if kind == "clicks":
         return run_all(ClickRepair(SR), y)
-    floor = NoiseFloor(SR, 1)
-    floor.update(y[:, None])
-    noise = floor.result()
-    return y if noise is None else run_all(HissFilter(noise, SR), y)
+    return hiss_with_print(y, None)
 
 
 def main(argv: list[str] | None = None) -> int:
