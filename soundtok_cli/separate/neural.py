@@ -187,8 +187,7 @@ class MaskStage:
             raise ValueError(mode)
         self.separator, self.queries, self.mode, self.speech_path = separator, queries, mode, speech_path
         self.sample_rate = sample_rate
-        self.n_fft = max(16, int(round(N_FFT * sample_rate / SAMPLE_RATE)))
-        self.hop = max(4, self.n_fft * HOP // N_FFT) if sample_rate != SAMPLE_RATE else HOP
+        self.n_fft, self.hop = stft_geometry(sample_rate)
         context = int(CONTEXT_SECONDS * sample_rate) // self.hop * self.hop
         self.before = self.after = context
         self.chunk = int(CHUNK_SECONDS * sample_rate) // self.hop * self.hop
@@ -204,7 +203,7 @@ class MaskStage:
         spec = torch.stft(signal, self.n_fft, self.hop, window=window, center=True, return_complex=True)
         # the network reads 48 kHz-scaled magnitudes: a shorter window sums to less
         magnitude = spec.abs().mean(0).T.numpy() * (N_FFT / self.n_fft)
-        inside = self._signal_frames(len(magnitude), offset, end)
+        inside = signal_frames(len(magnitude), offset, end, self.hop)
         if not magnitude.any() or inside.start == inside.stop:
             masks = np.zeros((len(self.queries),) + magnitude.shape)
         else:
@@ -231,8 +230,17 @@ class MaskStage:
             return x[self.before : self.before + n] - outs[0]
         return np.concatenate(outs, axis=1)
 
-    def _signal_frames(self, frames: int, offset: int, end: int | None) -> slice:
-        """The frames (centred at offset + j * hop) that lie inside the signal [0, end)."""
-        first = max(0, -(offset // self.hop))
-        last = frames if end is None else min(frames, -(-(end - offset) // self.hop))
-        return slice(first, max(first, last))
+
+def stft_geometry(sample_rate: int) -> tuple[int, int]:
+    """(n_fft, hop) at `sample_rate` with the 48 kHz frame's duration: the same 47 Hz bins."""
+    if sample_rate == SAMPLE_RATE:
+        return N_FFT, HOP
+    n_fft = max(16, int(round(N_FFT * sample_rate / SAMPLE_RATE)))
+    return n_fft, max(4, n_fft * HOP // N_FFT)
+
+
+def signal_frames(frames: int, offset: int, end: int | None, hop: int) -> slice:
+    """The frames (centred at offset + j * hop) that lie inside the signal [0, end)."""
+    first = max(0, -(offset // hop))
+    last = frames if end is None else min(frames, -(-(end - offset) // hop))
+    return slice(first, max(first, last))
