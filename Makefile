@@ -8,7 +8,7 @@
 #   make train-codec   train the codec (resumable) and export the shipped weights
 #   make train-embed   build the captioned token examples, train the audio tower, export it
 #   make train-generate build the captioned token sequences, train the token language model, export it
-#   make train-separate train the query-conditioned separation model, its voice network and sub-band speech mask, export them
+#   make train-separate train the query-conditioned separation model, its voice network and sub-band speech mask, and the dereverberation mask; export them
 #   make bench         codec quality/speed and retrieval tables (bench/results/*.json)
 
 SHELL := /bin/bash
@@ -32,8 +32,10 @@ GENERATE_DATA ?= checkpoints/generate-data
 GENERATE_WEIGHTS := soundtok_cli/models/soundtok-generate-v2.safetensors
 SEPARATE_CHECKPOINTS ?= checkpoints/separate
 SUBBAND_CHECKPOINTS ?= checkpoints/subband
+DEREVERB_CHECKPOINTS ?= checkpoints/dereverb
 VOICE_CHECKPOINTS ?= checkpoints/separate-voice
 SEPARATE_WEIGHTS := soundtok_cli/models/soundtok-separate-v3.safetensors
+DEREVERB_WEIGHTS := soundtok_cli/models/soundtok-dereverb-v1.safetensors
 DEMO ?= demo
 
 # Debian packages the tests and the corpus builder use: "command-or-file package" pairs.
@@ -212,6 +214,8 @@ train-separate: install $(CORPUS)/READY
 		--separator $(SEPARATE_WEIGHTS) --out $(SEPARATE_WEIGHTS)
 	$(BIN)/python -m soundtok_cli.train.subband train --corpus $(CORPUS) --cache $(SEPARATE_CHECKPOINTS) --checkpoints $(SUBBAND_CHECKPOINTS)
 	$(BIN)/python -m soundtok_cli.train.subband export --checkpoint $(SUBBAND_CHECKPOINTS)/last.pt --separator $(SEPARATE_WEIGHTS) --out $(SEPARATE_WEIGHTS)
+	$(BIN)/python -m soundtok_cli.train.dereverb train --corpus $(CORPUS) --cache $(SEPARATE_CHECKPOINTS) --checkpoints $(DEREVERB_CHECKPOINTS)
+	$(BIN)/python -m soundtok_cli.train.dereverb export --checkpoint $(DEREVERB_CHECKPOINTS)/last.pt --out $(DEREVERB_WEIGHTS)
 
 bench: install-bench $(CORPUS)/READY
 	$(BIN)/python -m bench.codec_quality --clips $(CORPUS)/heldout/clips

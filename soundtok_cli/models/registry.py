@@ -43,11 +43,14 @@ BUILT_IN = [
                "token language model: endless sound from a description, an example or a recording"),
     ModelEntry("soundtok-separate", "3", "separator", "soundtok-separate-v3.safetensors", "soundtok-separate-v3.md",
                "query-conditioned separation: keep or remove the sound a description names"),
+    ModelEntry("soundtok-dereverb", "1", "dereverber", "soundtok-dereverb-v1.safetensors", "soundtok-dereverb-v1.md",
+               "sub-band mask for `separate --remove reverb`: keeps the direct sound, takes out the room"),
 ]
 DEFAULT_CODEC = "soundtok-codec"
 DEFAULT_EMBEDDER = "soundtok-embed"
 DEFAULT_GENERATOR = "soundtok-generate"
 DEFAULT_SEPARATOR = "soundtok-separate"
+DEFAULT_DEREVERBER = "soundtok-dereverb"
 # parts that travel in the separator's file under a tensor prefix (train/weights_file.add_part)
 SUBBAND_PART, VOICE_PART = "subband.", "voice."
 
@@ -191,6 +194,17 @@ def load_separator(name: str = DEFAULT_SEPARATOR, device: str = "cpu", path: str
     net.load_state_dict(weights.state)
     return QuerySeparator(net, concepts, json.loads(weights.metadata["concepts"]), weights.identity, device,
                           speech_net, voice_net)
+
+
+def load_dereverber(name: str = DEFAULT_DEREVERBER, path: str | None = None):
+    """The dereverberation mask's network (separate/dereverb.py), on the CPU: it is small (16 k
+    parameters) and runs per band, where a GPU would wait on the transfers."""
+    from soundtok_cli.separate.dereverb import DereverbConfig, network
+
+    weights = _read_weights(name, "dereverber", "--model", path)
+    net = network(DereverbConfig.from_json(weights.metadata["config"]))
+    net.load_state_dict(weights.state)
+    return net.eval()
 
 
 def _pop_part(state: dict, prefix: str) -> dict:
