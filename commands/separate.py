@@ -1,4 +1,4 @@
-"""soundtok separate: keep or remove a sound by describing it, split stems, and remove hum, clicks or hiss."""
+"""soundtok separate: keep or remove a sound by describing it, split stems, and remove hum, clicks, hiss or reverb."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ EPILOG = """Examples:
 
   soundtok separate concert.flac --remove hiss --noise-from room-tone.wav -o clean.flac
 
+  soundtok separate hall-interview.wav --remove reverb --reduction 10 -o drier.wav
+
   soundtok encode take.wav | soundtok separate --remove hum | soundtok decode -o clean.wav
 
   soundtok separate library.zarr.zip --keep speech -o 'voices/{stem}.wav'
@@ -46,18 +48,27 @@ mask (it reads only how far each band rises above the noise floor), which keep v
 never heard; in two passes, the second measuring against the noise the first removed, so a
 background that swells and falls is not kept at its loud moments. What is kept and what is
 removed always add up to the input. --reduction DB turns what is removed down by DB instead of
-taking it out (with --keep, everything but what is kept; with hum, clicks or hiss, what they
-remove): a room turned down 12 dB under a voice often sounds more natural than no room at all.
+taking it out (with --keep, everything but what is kept; with hum, clicks, hiss or reverb, what
+they remove): a room turned down 12 dB under a voice often sounds more natural than no room at
+all.
 
 By signal processing: hum (mains hum at 50 or 60 Hz, +-1 Hz, and its harmonics, found
 automatically; a file without hum is left untouched and reported), clicks (impulsive clicks and
 crackle, repaired by interpolation) and hiss (stationary broadband noise; --strength 0 to 2,
-default 1), applied in the order hum, clicks, hiss, before any separation by description. Hiss
-is measured in the quietest moments of the whole file, or, with --noise-from, in a noise print:
-a stretch of each input holding the noise alone (START-END, the room tone before a take; after
-hum and clicks are removed) or a file of it (resampled to each input's rate; its channels are
-averaged unless it has as many as the input). Give a print when the file never pauses (music
-or an ambience over the hiss all through) or when the noise should be measured, not guessed.
+default 1), applied in the order hum, clicks, hiss (then reverb), before any separation by
+description. Hiss is measured in the quietest moments of the whole file, or, with --noise-from,
+in a noise print: a stretch of each input holding the noise alone (START-END, the room tone
+before a take; after hum and clicks are removed) or a file of it (resampled to each input's
+rate; its channels are averaged unless it has as many as the input). Give a print when the file
+never pauses (music or an ambience over the hiss all through) or when the noise should be
+measured, not guessed.
+
+Reverb (a room's late reverberation; also 'reverberation'): a small network trained here on
+sound in simulated rooms reads how each band's level decays and keeps the direct sound and the
+first 50 ms of reflections; the room's tail goes to the residual. It runs after hum, clicks and
+hiss, on all channels with one mask (the stereo image stays), at any sample rate. It reduces
+reverberation rather than erasing it, and it leaves dry sound almost untouched; --reduction 6 to
+12 keeps some of the room for a natural sound.
 
 OUT is a file (.wav, .flac or .ogg), - (WAV on stdout; the default when stdout is not a
 terminal) or a template with {stem}, {name}, {dir}, {index}, {ext} (and {part} for --stems)
@@ -80,7 +91,7 @@ inputs written, 1 some failed (the rest were written), 2 nothing could be done o
 def separate(
     inputs: Annotated[Optional[list[str]], typer.Argument(help="Audio files, directories, globs, @list.txt, token stores (x.zarr, x.zarr.zip), or - for stdin (audio or a token stream).", show_default=False)] = None,
     keep: Annotated[Optional[list[str]], typer.Option("--keep", "-K", help="Keep the sound a description names, e.g. 'speech' (repeatable or comma-separated: keep all).")] = None,
-    remove: Annotated[Optional[list[str]], typer.Option("--remove", "-R", help="hum, clicks, hiss, or a description such as 'crowd chatter' (repeatable or comma-separated).")] = None,
+    remove: Annotated[Optional[list[str]], typer.Option("--remove", "-R", help="hum, clicks, hiss, reverb, or a description such as 'crowd chatter' (repeatable or comma-separated).")] = None,
     stems: Annotated[Optional[str], typer.Option("--stems", help="Split into one file per description, e.g. 'speech,music,ambience' (OUT needs {part}).")] = None,
     output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file, - for stdout (WAV, or tokens from token stores), a template like 'out/{stem}.wav', or a store (x.zarr, x.zarr.zip) from token stores.")] = None,
     residual: Annotated[Optional[str], typer.Option("--residual", help="Also write what was removed (input minus output): a file, - or a template.")] = None,
@@ -93,7 +104,7 @@ def separate(
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Also say where each file was written.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda, for the separation model and the codec of token stores.")] = "auto",
 ) -> None:
-    """Keep or remove a sound by describing it, split stems, or remove hum, clicks or hiss."""
+    """Keep or remove a sound by describing it, split stems, or remove hum, clicks, hiss or reverb."""
     from soundtok_cli.console import Reporter
     from soundtok_cli.devices import check_device
     from soundtok_cli.io.inputs import refuse_binary_to_terminal, is_terminal_stdout
@@ -112,11 +123,11 @@ def separate(
     if keep is not None and not keeps:
         raise UsageError("an empty description; say what to keep, e.g. 'speech' or 'rain'", "--keep")
     if sum(bool(x) for x in (keeps, removals, parts)) > 1:
-        raise UsageError("give one of --keep, --stems or --remove with a description (--remove hum, clicks or hiss "
-                         "go with any of them)", "--stems" if parts else "--keep")
+        raise UsageError("give one of --keep, --stems or --remove with a description (--remove hum, clicks, hiss "
+                         "or reverb go with any of them)", "--stems" if parts else "--keep")
     if not (things or keeps or removals or parts):
         raise UsageError("say what to keep or remove: --keep speech, --remove 'crowd chatter', --stems "
-                         "'speech,music', or --remove hum,clicks,hiss", "--keep")
+                         "'speech,music', or --remove hum,clicks,hiss,reverb", "--keep")
     if fmt not in ("text", "json"):
         raise UsageError(f"unknown format '{fmt}' (text, json)", "--format")
     check_device(device)

@@ -1,7 +1,8 @@
 """Separation and restoration: what `soundtok separate` keeps or removes from a recording.
 
-Two kinds of work, each from its own modules. Restoration by signal processing, where it is the
-right tool: mains hum (`hum`), clicks and crackle (`clicks`) and stationary hiss (`hiss`).
+Two kinds of work, each from its own modules. Restoration, by signal processing where it is the
+right tool: mains hum (`hum`), clicks and crackle (`clicks`) and stationary hiss (`hiss`); and a
+room's reverberation by a small sub-band network (`dereverb`).
 Separation by description ("keep speech", "remove crowd chatter", stems): the query-conditioned
 network (`model`), run over long signals by `neural`, its queries grounded by `concepts`.
 Both stream through `stream.Chunked` in overlapping chunks; `restore` runs a whole file.
@@ -18,11 +19,13 @@ if TYPE_CHECKING:
     from soundtok_cli.separate.noiseprint import NoiseFrom
 
 # Applied in this order whatever the order on the command line: hum first (its harmonics would
-# otherwise raise the hiss floor), then clicks (before hiss, whose smoothing would spread them).
-REMOVABLE = ("hum", "clicks", "hiss")
+# otherwise raise the hiss floor), then clicks (before hiss, whose smoothing would spread them),
+# then reverb (its network reads decays, which a steady floor of hiss would fill).
+REMOVABLE = ("hum", "clicks", "hiss", "reverb")
 
 _ALIASES = {"click": "clicks", "crackle": "clicks", "clicks": "clicks", "hum": "hum", "mains hum": "hum",
-            "hiss": "hiss", "noise": "hiss", "hum and harmonics": "hum"}
+            "hiss": "hiss", "noise": "hiss", "hum and harmonics": "hum", "reverb": "reverb",
+            "reverberation": "reverb", "room reverb": "reverb"}
 
 
 

@@ -5,6 +5,7 @@ Analysis needs the whole signal before any output can be written (a long-term sp
 floor over the quietest moments), so the file is read once per analysing step and once more to
 write: hum is found on the input, the hiss floor on the input with hum and clicks removed (or in
 a noise print: that stretch of it, so read only that far, or a file of the noise; noiseprint.py).
+Reverberation needs no analysis: its network reads each chunk with a second of context.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Restored:
     hum_found: bool | None = None  # None: not asked
     clicks: int | None = None  # gaps repaired
     hiss_floor_dbfs: float | None = None
+    reverb_removed_db: float | None = None  # the share of the energy taken out as reverberation, dB
     noise_print: str | None = None  # where the hiss floor was learnt, when not from the whole file
     reduction_db: float | None = None  # what is removed turned down by this much, not taken out
     silent: bool = False
@@ -87,6 +89,12 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
                 report.hiss_floor_dbfs = level
                 report.noise_print = settings.noise_from.describe() if settings.noise_from else None
                 stages.append(HissFilter(noise, sr, settings.strength))
+        room = None
+        if "reverb" in remove:
+            from soundtok_cli.separate.dereverb import dereverb_stage  # (torch) only when asked for
+
+            room = dereverb_stage(sr)
+            stages.append(room)
         if separation is not None:
             stages.append(separation(sr))
         if "-" in (output, residual) and reader.format == "MP3" and not ({"hum", "hiss"} & set(remove)):
@@ -100,6 +108,8 @@ def restore_file(source: str, remove: list[str], output: str | list[str], residu
         clicker = next((s for s in stages if isinstance(s, ClickRepair)), None)
         if "clicks" in remove:
             report.clicks = clicker.repaired if clicker else 0
+        if room is not None and not report.silent:
+            report.reverb_removed_db = room.removed_db()
         return report
 
 
