@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_checks import si_sdr
+from audio_checks import si_sdr, voice
 from cli_checks import one_line_error
 
 CLI = [sys.executable, "-m", "soundtok_cli.app", "separate"]
@@ -21,17 +21,6 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
 
 def run(*args, stdin=None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(CLI + [str(a) for a in args], env=ENV, capture_output=True, timeout=300, stdin=stdin, cwd=cwd)
-
-
-def voice(n: int, rate: int, seed: int) -> np.ndarray:
-    """A speech-like test signal: a gliding harmonic voice in syllables, with pauses."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / rate
-    f0 = 110 + 30 * np.sin(2 * np.pi * 0.7 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 25) if k * 140 < rate / 2)
-    syllables = np.clip(np.sin(2 * np.pi * 2.5 * t + rng.uniform(0, 6)), 0, None) ** 2
-    return 0.2 * tone * syllables
 
 
 @pytest.fixture(scope="module")

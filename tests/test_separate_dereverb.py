@@ -8,24 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from audio_checks import si_sdr
+from audio_checks import si_sdr, voice
 from soundtok_cli.separate.dereverb import (Bands, DereverbConfig, DereverbStage, band_edges, features, network,
                                             reverb_mask, shipped_network)
 from soundtok_cli.separate.model import N_FFT
 from soundtok_cli.separate.stream import run_all
 
 RATE = 48000
-
-
-def voice(n: int, rate: int = RATE, seed: int = 0) -> np.ndarray:
-    """A speech-like test signal: a gliding harmonic tone in syllables with pauses between them."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / rate
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.6 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    tone = sum(np.sin(k * phase) / k for k in range(1, 30) if k * 160 < rate / 2)
-    syllables = np.clip(np.sin(2 * np.pi * 2.2 * t + rng.uniform(0, 6)), 0, None) ** 3
-    return 0.1 * tone * syllables
 
 
 def room(rt60: float = 0.8, direct_to_reverberant_db: float = 0.0, rate: int = RATE, seed: int = 3):
@@ -72,33 +61,33 @@ def test_features_read_levels_and_the_bands_place():
 
 
 def test_a_voice_in_a_room_comes_out_drier():
-    x = voice(4 * RATE)
+    x = voice(4 * RATE, RATE, 0)
     ir, early = room(0.8, 0.0)
     y, reference = convolve(x, ir), convolve(x, early)
     out = run_all(DereverbStage(shipped_network(), RATE), y)
     gain = si_sdr(reference, out) - si_sdr(reference, y)
-    assert gain > 1.0, gain  # measured +1.97 dB (the shipped weights)
+    assert gain > 1.0, gain  # measured +1.40 dB (the shipped weights)
 
 
 def test_dry_sound_is_left_alone():
-    x = voice(3 * RATE, seed=2)
+    x = voice(3 * RATE, RATE, 2)
     out = run_all(DereverbStage(shipped_network(), RATE), x)
-    assert si_sdr(x, out) > 15.0
+    assert si_sdr(x, out) > 15.0  # measured 18.3 dB
 
 
 def test_chunks_give_what_the_whole_file_gives():
-    x = voice(6 * RATE, seed=4)
+    x = voice(6 * RATE, RATE, 4)
     y = convolve(x, room(1.0, -3.0)[0])
     stage = DereverbStage(shipped_network(), RATE)
     whole = run_all(stage, y, chunk=len(y))
     chunked = run_all(stage, y, chunk=2 * RATE, block=12345)
     error_db = 10 * np.log10(np.sum((whole - chunked) ** 2) / np.sum(whole ** 2))
-    assert error_db < -25, error_db
+    assert error_db < -25, error_db  # measured -29.9 dB
 
 
 @pytest.mark.parametrize("rate", [16000, 44100, 96000])
 def test_any_rate_and_channel_count(rate):
-    x = voice(3 * rate, rate, seed=5)
+    x = voice(3 * rate, rate, 5)
     ir = room(0.6, 0.0, rate)[0]
     stereo = np.stack([convolve(x, ir), 0.5 * convolve(x, ir)], axis=1)
     out = run_all(DereverbStage(shipped_network(), rate), stereo)
@@ -110,7 +99,7 @@ def test_any_rate_and_channel_count(rate):
 def test_silence_stays_silent_and_the_stage_reports_what_it_took():
     stage = DereverbStage(shipped_network(), RATE)
     assert np.all(run_all(stage, np.zeros(RATE)) == 0) and stage.removed_db() == 0.0
-    y = convolve(voice(2 * RATE), room(1.0, -6.0)[0])
+    y = convolve(voice(2 * RATE, RATE, 1), room(1.0, -6.0)[0])
     run_all(stage, y)
     assert stage.removed_db() < -1.0
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from soundtok_cli.separate.model import N_FFT, SAMPLE_RATE
-from soundtok_cli.separate.neural import signal_frames, stft_geometry
+from soundtok_cli.separate.neural import SpectralStage, Spectrum, masks_inside
 from soundtok_cli.separate.subband import SubbandMask
 
 BIN_HZ = SAMPLE_RATE / N_FFT
@@ -38,8 +38,6 @@ BANDS_PER_OCTAVE = 6
 NEIGHBOURS = 2  # bands read on each side
 EARLY_SECONDS = 0.05  # what counts as the direct sound: the first 50 ms of the response
 FLOOR_DB = -120.0
-CONTEXT_SECONDS = 1.0
-CHUNK_SECONDS = 12.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +124,7 @@ def reverb_mask(net: SubbandMask, magnitude: np.ndarray) -> np.ndarray:
     full = N_FFT // 2 + 1
     power = np.zeros((frames, full))
     power[:, : min(have, full)] = np.asarray(magnitude[:, :full], np.float64) ** 2
-    bands = _bands()
+    bands = default_bands()
     feats = features(bands.pool(power), net.config)
     with torch.inference_mode():
         mask = bands.spread(net(torch.from_numpy(feats)).numpy().T, full)
@@ -135,7 +133,7 @@ def reverb_mask(net: SubbandMask, magnitude: np.ndarray) -> np.ndarray:
     return mask[:, :have].astype(np.float32)
 
 
-_bands = functools.cache(Bands.for_bins)
+default_bands = functools.cache(Bands.for_bins)  # the 102 bands of 48 kHz frames, as trained
 
 
 @functools.cache
@@ -152,34 +150,22 @@ def dereverb_stage(sample_rate: int) -> "DereverbStage":
     return DereverbStage(shipped_network(), sample_rate)
 
 
-class DereverbStage:
+class DereverbStage(SpectralStage):
     """A `stream.Processor`: the input with its late reverberation taken out. It counts the
     energy in and out, so a report can say how much of the sound was the room (`removed_db`)."""
 
     def __init__(self, net: SubbandMask, sample_rate: int):
+        super().__init__(sample_rate)
         self.net = net
         self.energy_in = self.energy_out = 0.0
-        self.n_fft, self.hop = stft_geometry(sample_rate)
-        context = int(CONTEXT_SECONDS * sample_rate) // self.hop * self.hop
-        self.before = self.after = context
-        self.chunk = int(CHUNK_SECONDS * sample_rate) // self.hop * self.hop
 
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
         n = len(x) - self.before - self.after
-        window = torch.hann_window(self.n_fft)
-        signal = torch.from_numpy(np.ascontiguousarray(x.T, dtype=np.float32))
-        spec = torch.stft(signal, self.n_fft, self.hop, window=window, center=True, return_complex=True)
-        magnitude = spec.abs().mean(0).T.numpy() * (N_FFT / self.n_fft)
-        inside = signal_frames(len(magnitude), offset, end, self.hop)
-        heard = magnitude[inside]
-        if heard.any():
-            # frames over the zeros past a file's ends take the nearest frame's mask (as the separator's)
-            mask = np.pad(reverb_mask(self.net, heard), ((inside.start, len(magnitude) - inside.stop), (0, 0)), mode="edge")
-        else:
-            mask = np.ones(magnitude.shape, np.float32)
-        m = torch.from_numpy(mask.T.astype(np.float32)).unsqueeze(0)
-        y = torch.istft(spec * m, self.n_fft, self.hop, window=window, center=True, length=len(x)).numpy().T
-        y = y[self.before : self.before + n].astype(np.float64)
+        spectrum = Spectrum(x, self.n_fft, self.hop)
+        magnitude = spectrum.magnitude
+        mask = masks_inside(magnitude, offset, end, self.hop, lambda heard: reverb_mask(self.net, heard),
+                            np.ones(magnitude.shape, np.float32))
+        y = spectrum.masked(mask)[self.before : self.before + n]
         self.energy_in += float(np.sum(x[self.before : self.before + n] ** 2))
         self.energy_out += float(np.sum(y ** 2))
         return y

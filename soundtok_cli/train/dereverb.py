@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
 import torch
 
-from soundtok_cli.separate.dereverb import EARLY_SECONDS, DereverbConfig, _bands, features, network
+from soundtok_cli.separate.dereverb import EARLY_SECONDS, DereverbConfig, default_bands, features, network
+from soundtok_cli.train.steps import run_steps
 
 SAMPLE_RATE = 48_000
 SEGMENT_SECONDS = 3.0
@@ -130,7 +130,7 @@ def training_batch(sampler, config: DereverbConfig, batch: int, low: int = 0, p_
     from soundtok_cli.separate.model import stft
 
     n = int(SEGMENT_SECONDS * SAMPLE_RATE)
-    bands = _bands()
+    bands = default_bands()
     width = np.diff(bands.edges)[None, :]
     feats, mixes, targets = [], [], []
     for _ in range(batch):
@@ -162,25 +162,9 @@ def train(args) -> None:
         optimizer.load_state_dict(state["optimizer"])
         print(f"resuming at step {step}", flush=True)
     sampler = MixtureSampler(args.corpus, args.cache, seed=2000 + step, proximity=0.5)
-    started = time.time()
-    while step < args.steps:
-        warmup = min(1.0, (step + 1) / 50)
-        cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch, args.low_bands, args.dry))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        if step % 25 == 0:
-            print(f"step {step}: loss {loss.item():.3f}, {time.time() - started:.0f} s", flush=True)
-        if step % 50 == 0 or step == args.steps:
-            tmp = last + ".tmp"
-            torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "config": config.to_json()}, tmp)
-            os.replace(tmp, last)
+    run_steps(net, optimizer, step, args.steps, args.lr,
+              lambda: loss_of(net, *training_batch(sampler, config, args.batch, args.low_bands, args.dry)), last,
+              {"config": config.to_json()})
 
 
 def export(checkpoint: str, out: str) -> None:

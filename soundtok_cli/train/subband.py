@@ -33,12 +33,12 @@ import argparse
 import dataclasses
 import json
 import os
-import time
 
 import numpy as np
 import torch
 
 from soundtok_cli.separate.subband import SubbandConfig, SubbandMask, features
+from soundtok_cli.train.steps import run_steps
 
 SEGMENT_SECONDS = 3.0
 BINS_PER_EXAMPLE = 48
@@ -136,26 +136,9 @@ def train(args) -> None:
         from soundtok_cli.models.registry import load_separator
 
         floor = residual_floor(load_separator(device="cpu", path=args.separator))
-    started = time.time()
-    while step < args.steps:
-        warmup = min(1.0, (step + 1) / 50)
-        cosine = 0.5 * (1 + np.cos(np.pi * step / args.steps)) * 0.95 + 0.05
-        for group in optimizer.param_groups:
-            group["lr"] = args.lr * warmup * cosine
-        loss = loss_of(net, *training_batch(sampler, config, args.batch, low, floor))
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        if step % 25 == 0:
-            print(f"step {step}: loss {loss.item():.3f}, {time.time() - started:.0f} s", flush=True)
-        if step % 50 == 0 or step == args.steps:
-            tmp = last + ".tmp"
-            torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "config": config.to_json(), "low_bins": low,
-                        "proximity": proximity, "floor": floor_name}, tmp)
-            os.replace(tmp, last)
+    run_steps(net, optimizer, step, args.steps, args.lr,
+              lambda: loss_of(net, *training_batch(sampler, config, args.batch, low, floor)), last,
+              {"config": config.to_json(), "low_bins": low, "proximity": proximity, "floor": floor_name})
 
 
 def load_checkpoint(path: str) -> SubbandMask:
