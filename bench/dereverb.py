@@ -112,7 +112,12 @@ def soundtok(weights: str | None):
     from soundtok_cli.separate.stream import run_all
 
     net = load_dereverber(path=weights)
-    return lambda y: run_all(DereverbStage(net, SR), y, chunk=DereverbStage(net, SR).chunk)
+
+    def run(y: np.ndarray) -> np.ndarray:
+        stage = DereverbStage(net, SR)
+        return run_all(stage, y, chunk=stage.chunk)
+
+    return run
 
 
 def wpe(y: np.ndarray) -> np.ndarray:

@@ -241,6 +241,6 @@ def describe(report) -> str:
         parts.append(f"hiss reduced (noise floor {report.hiss_floor_dbfs:.0f} dBFS{learnt})"
                      if report.hiss_floor_dbfs is not None else "no hiss floor found (left untouched)")
     if report.reverb_removed_db is not None:
-        parts.append(f"reverberation removed ({report.reverb_removed_db:.1f} dB of the energy)")
+        parts.append(f"reverberation removed (the level down {-report.reverb_removed_db:.1f} dB)")
     line = "; ".join(parts)
     return f"{line}; what it removes turned down {report.reduction_db:g} dB, not taken out" if report.reduction_db else line
