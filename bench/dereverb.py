@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    speech = [x for x in speech_clips(args.heldout, 10 * args.clips) if len(x) >= MIN_SPEECH_SECONDS * SR][: args.clips]
+    every = speech_clips(args.heldout, 10 ** 6)  # all of them: the first few may all be short
+    speech = [x for x in every if len(x) >= MIN_SPEECH_SECONDS * SR][: args.clips]
     music = [x[: 8 * SR] for x in music_clips(args.heldout, args.music_clips)] if args.music_clips else []
     methods = {"soundtok": soundtok(args.weights)} | ({} if args.no_wpe else {"WPE": wpe})
     pad = np.zeros(int(TAIL_SECONDS * SR))
@@ -179,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{kind} {room} {name}: {np.median(s['gain']):+.2f} dB", file=sys.stderr)
     dry, dry_synthetic, synthetic = {}, {}, espeak_voices()
     for name, method in methods.items():
-        dry[name] = round(float(np.median([si_sdr(x, method(x)) for x in speech])), 2)
+        if speech:
+            dry[name] = round(float(np.median([si_sdr(x, method(x)) for x in speech])), 2)
         if synthetic:
             dry_synthetic[name] = round(float(np.median([si_sdr(x, method(x)) for x in synthetic])), 2)
     print(f"{'source':7s} {'room':7s} {'RT60':>5s} {'method':9s} {'SI-SDR in':>9s} {'improvement':>11s} {'p10':>7s} "
