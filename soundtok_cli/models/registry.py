@@ -44,7 +44,7 @@ BUILT_IN = [
     ModelEntry("soundtok-separate", "3", "separator", "soundtok-separate-v3.safetensors", "soundtok-separate-v3.md",
                "query-conditioned separation: keep or remove the sound a description names"),
     ModelEntry("soundtok-dereverb", "1", "dereverber", "soundtok-dereverb-v1.safetensors", "soundtok-dereverb-v1.md",
-               "sub-band mask for `separate --remove reverb`: keeps the direct sound, takes out the room"),
+               "sub-band mask for separate --remove reverb: keeps the direct sound, takes out the room"),
 ]
 DEFAULT_CODEC = "soundtok-codec"
 DEFAULT_EMBEDDER = "soundtok-embed"
