@@ -28,7 +28,6 @@ _ALIASES = {"click": "clicks", "crackle": "clicks", "clicks": "clicks", "hum": "
             "reverberation": "reverb", "room reverb": "reverb"}
 
 
-
 @dataclass(frozen=True)
 class Settings:
     """How the steps of one run go: the hiss removal's strength and where it learns the noise, and

@@ -58,11 +58,17 @@ def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def example_bins(rng, config: SubbandConfig, low: int) -> np.ndarray:
     """The BINS_PER_EXAMPLE bins an example trains, `low` of them among the lowest LOW_BINS."""
+    return example_rows(rng, config.bins, BINS_PER_EXAMPLE, low, LOW_BINS)
+
+
+def example_rows(rng, count: int, take: int, low: int, lowest: int) -> np.ndarray:
+    """`take` of `count` rows (bins or bands) drawn without repeats, sorted, `low` of them among the
+    `lowest` first rows (the dereverberation trainer draws its bands with it too)."""
     if not low:
-        return np.sort(rng.choice(config.bins, BINS_PER_EXAMPLE, replace=False))
-    low_bins = rng.choice(LOW_BINS, low, replace=False)
-    rest = rng.choice(np.arange(LOW_BINS, config.bins), BINS_PER_EXAMPLE - low, replace=False)
-    return np.sort(np.concatenate([low_bins, rest]))
+        return np.sort(rng.choice(count, take, replace=False))
+    low_rows = rng.choice(lowest, low, replace=False)
+    rest = rng.choice(np.arange(lowest, count), take - low, replace=False)
+    return np.sort(np.concatenate([low_rows, rest]))
 
 
 def residual_floor(separator):
