@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from soundtok_cli.errors import SoundtokError, UsageError
-from soundtok_cli.separate.concepts import CROWD_QUERIES, GROUNDED, LOOSE, SPEECH_QUERIES, nearest, readable
+from soundtok_cli.separate.concepts import (CROWD_QUERIES, GROUNDED, LOOSE, MUSIC_PHRASES, SPEECH_QUERIES,
+                                            nearest, readable)
 from soundtok_cli.separate.model import HOP, N_FFT, SAMPLE_RATE
 
 CONTEXT_SECONDS = 1.0
@@ -65,7 +66,7 @@ class QuerySeparator:
         self.concept_names = concept_names
         self.identity = identity
         self.device = device
-        voices = [i for i, name in enumerate(concept_names) if name in SPEECH_QUERIES + CROWD_QUERIES]
+        voices = [i for i, name in enumerate(concept_names) if name in SPEECH_QUERIES + CROWD_QUERIES + MUSIC_PHRASES]
         self._voice_phrases = concept_vectors[voices], [concept_names[i] in SPEECH_QUERIES for i in voices]
 
     def ground(self, texts: list[str], option: str = "--keep") -> list[Query]:
@@ -97,9 +98,9 @@ class QuerySeparator:
         return self.concept_vectors[shown], [name for name, keep in zip(self.concept_names, shown) if keep]
 
     def _asks_for_speech(self, vector: np.ndarray) -> bool:
-        """Closer to a speech phrase than to any crowd phrase, and at least loosely like it: "a man
-        talking" (0.90 to "a man speaking") and "a woman speaking French" (0.70) are speech;
-        "people talking" (0.86 to "a crowd of people talking") and "rain" are not."""
+        """Closer to a speech phrase than to any crowd or music phrase, and at least loosely like
+        it: "a man talking" (0.90 to "a man speaking") and "a woman speaking French" (0.70) are
+        speech; "people talking" (0.86 to "a crowd of people talking"), "music" and "rain" are not."""
         vectors, is_speech = self._voice_phrases
         if not len(vectors):
             return False
