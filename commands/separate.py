@@ -46,8 +46,10 @@ is refused, naming the nearest concepts it knows. A description of a voice ("spe
 close-microphone voices) combined with a noise suppressor's gain and a small sub-band network's
 mask (it reads only how far each band rises above the noise floor), which keep voices the model
 never heard; in two passes, the second measuring against the noise the first removed, so a
-background that swells and falls is not kept at its loud moments. What is kept and what is
-removed always add up to the input. --reduction DB turns what is removed down by DB instead of
+background that swells and falls is not kept at its loud moments. Any other description is
+kept with the general network's mask, snapped onto the recording's own spectral patterns (so a
+sound goes mostly one way, not kept in one frame and dropped in the next). What is kept and what
+is removed always add up to the input. --reduction DB turns what is removed down by DB instead of
 taking it out (with --keep, everything but what is kept; with hum, clicks, hiss or reverb, what
 they remove): a room turned down 12 dB under a voice often sounds more natural than no room at
 all.

@@ -79,7 +79,7 @@ def test_speech_in_steady_noise_is_kept_better_than_by_the_network_alone(separat
     mixture = voice + pink_at(voice, 0.0, 3)
     (query,) = separator.ground(["speech"])
     with_suppressor = run_all(separator.stage([query], SR, "keep"), mixture)
-    network_alone = run_all(separator.stage([query], SR, "keep", speech_path=False), mixture)
+    network_alone = run_all(separator.stage([query], SR, "keep", refine=False), mixture)
     before = si_sdr(voice, mixture)
     assert si_sdr(voice, with_suppressor) - before > 3.0
     assert si_sdr(voice, with_suppressor) > si_sdr(voice, network_alone) - 0.5
@@ -167,8 +167,8 @@ def test_speech_chunks_join_as_well_as_the_network_alone(separator, voice):
     x = x + pink_at(x, 5.0, 6)
     (query,) = separator.ground(["speech"])
     errors = []
-    for speech_path in (True, False):
-        stage = separator.stage([query], SR, "keep", speech_path=speech_path)
+    for refine in (True, False):
+        stage = separator.stage([query], SR, "keep", refine=refine)
         whole = run_all(stage, x, chunk=len(x) + stage.after)         # one chunk: the file at once
         pieces = run_all(stage, x, chunk=stage.chunk, block=12345)    # 12 s chunks fed in odd blocks
         errors.append(10 * np.log10(np.sum((pieces - whole) ** 2) / np.sum(whole ** 2)))

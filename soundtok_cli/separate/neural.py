@@ -137,9 +137,10 @@ class QuerySeparator:
             out = np.concatenate([out, np.repeat(out[:, :, -1:], have - bins, axis=2)], axis=2)
         return out[:, :, :have]
 
-    def stage(self, queries: list[Query], sample_rate: int, mode: str, speech_path: bool = True) -> "MaskStage":
-        """speech_path=False: a voice gets the voice network's mask alone (benchmarks and tests)."""
-        return MaskStage(self, queries, sample_rate, mode, speech_path)
+    def stage(self, queries: list[Query], sample_rate: int, mode: str, refine: bool = True) -> "MaskStage":
+        """refine=False: each query gets its network's mask alone, without the speech path or
+        the snapping onto spectral patterns (benchmarks and tests)."""
+        return MaskStage(self, queries, sample_rate, mode, refine)
 
     def extract(self, x: np.ndarray, sample_rate: int, query: str) -> np.ndarray:
         """The sound `query` describes, from x ((n,) or (n, channels)): benchmarks and tests. In
@@ -195,13 +196,14 @@ class MaskStage(SpectralStage):
     never hold more than the input)."""
 
     def __init__(self, separator: QuerySeparator, queries: list[Query], sample_rate: int, mode: str,
-                 speech_path: bool = True):
+                 refine: bool = True):
         if mode not in ("keep", "remove", "stems"):
             raise ValueError(mode)
         super().__init__(sample_rate)
-        self.separator, self.queries, self.mode, self.speech_path = separator, queries, mode, speech_path
+        self.separator, self.queries, self.mode, self.refine = separator, queries, mode, refine
 
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
+        from soundtok_cli.separate.snap import snap
         from soundtok_cli.separate.speech import speech_mask
 
         n = len(x) - self.before - self.after
@@ -211,8 +213,12 @@ class MaskStage(SpectralStage):
         def masks_of(heard: np.ndarray) -> np.ndarray:
             masks = self.separator.masks(heard.astype(np.float32), self.queries)
             for i, query in enumerate(self.queries):
-                if query.speech and self.speech_path:
+                if not self.refine:
+                    continue
+                if query.speech:
                     masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate, self.separator.speech_net)
+                else:
+                    masks[i] = snap(masks[i], heard)
             return masks
 
         masks = masks_inside(magnitude, offset, end, self.hop, masks_of,

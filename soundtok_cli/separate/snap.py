@@ -1,0 +1,76 @@
+"""Snap a sound-effect mask onto the mixture's own spectral patterns.
+
+The separation network decides bin by bin how much of the mixture a description names, and its
+errors are scattered: parts of one recurring pattern (a machine's hum, a bird's call, the body of
+a bell) kept in one frame and dropped in the next. Non-negative matrix factorisation splits the
+mixture's magnitude spectrogram into a few patterns, each a fixed spectrum with its own level over
+time; a pattern usually belongs to one sound. Here the network's mask votes, pattern by pattern,
+how much of each belongs to the description (its mask averaged over the pattern's share of the
+energy), the vote is sharpened (a pattern mostly kept is kept more, one mostly dropped is dropped
+more), and each pattern's share of every bin is kept in proportion to its vote.
+
+Measured as the command runs (`python -m bench.separation --part effects --effect-mixtures 5`,
+two draws; the model card): mean SI-SDR improvement +1.69 -> +2.11 and +1.62 -> +1.85 dB, the
+procedural sounds (+3.68 -> +4.43, +3.31 -> +3.77) and the held-out recordings (+0.33 -> +0.52,
++0.46 -> +0.54) both gaining, though the median mixture gains nothing (a sharper mask is better
+where the network knows the sound and a little worse where it does not). With the network's votes
+replaced by the true ones the same patterns would give +7.3 to +7.8 dB: what is left is the
+network's recognition of the sound, not the patterns. Voices do not take this path (the speech
+path has its own post-filter).
+
+Hand-written (Lee and Seung's multiplicative updates for the KL divergence, a dozen lines) rather
+than scikit-learn's NMF, which the project does not otherwise need: on one thread, for a 14 s
+chunk (513 x 1313, 16 patterns, 120 iterations) this takes 0.24 s, scikit-learn 0.32 s after a
+1.0 s import; torch measured the same as numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PATTERNS = 16
+ITERATIONS = 120
+SHARPNESS = 2.0
+_EPS = 1e-12
+
+
+def nmf(magnitude: np.ndarray, patterns: int = PATTERNS, iterations: int = ITERATIONS) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, bins) magnitude -> (bins, patterns) unit-sum spectra and (patterns, frames)
+    levels whose product approximates its transpose in KL divergence. Deterministic (a fixed
+    seed), so a file separates the same way every time."""
+    v = np.ascontiguousarray(magnitude.T, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    w = (rng.random((v.shape[0], patterns)) + 0.1).astype(np.float32)
+    h = (rng.random((patterns, v.shape[1])) + 0.1).astype(np.float32)
+    for _ in range(iterations):
+        h *= (w.T @ (v / (w @ h + _EPS))) / (w.sum(0)[:, None] + _EPS)
+        w *= ((v / (w @ h + _EPS)) @ h.T) / (h.sum(1)[None, :] + _EPS)
+        scale = w.sum(0) + _EPS
+        w /= scale
+        h *= scale[:, None]
+    return w, h
+
+
+def sharpen(vote: np.ndarray, sharpness: float = SHARPNESS) -> np.ndarray:
+    """Votes in [0, 1] pushed away from 1/2 (1/2, 0 and 1 stay where they are)."""
+    keep, drop = vote ** sharpness, (1.0 - vote) ** sharpness
+    return keep / (keep + drop + _EPS)
+
+
+def snap(mask: np.ndarray, magnitude: np.ndarray, patterns: int = PATTERNS,
+         sharpness: float = SHARPNESS) -> np.ndarray:
+    """(frames, bins) mask of what a description names and the (frames, bins) magnitude it was
+    made from -> the mask snapped onto the magnitude's patterns, in [0, 1]. A silent or
+    one-frame input keeps its mask (there are no patterns to find)."""
+    if magnitude.shape[0] < 2 or not magnitude.any():
+        return mask
+    w, h = nmf(magnitude, patterns)
+    # pattern k's share of bin (f, t) is w[f, k] h[k, t] / (w h)[f, t]; sums over the bins weighted
+    # by it are products with w and h, so the (patterns, frames, bins) shares are never formed
+    model = w @ h + _EPS                                                 # (bins, frames)
+    energy = np.square(magnitude.T, dtype=np.float32) / model
+    kept = ((w.T @ (energy * mask.T)) * h).sum(1)
+    total = ((w.T @ energy) * h).sum(1)
+    vote = sharpen(np.clip(kept / (total + _EPS), 0.0, 1.0), sharpness)
+    snapped = (w * vote) @ h / model
+    return np.clip(snapped.T, 0.0, 1.0).astype(mask.dtype, copy=False)
