@@ -96,9 +96,9 @@ def example(sampler, n: int, p_dry: float = P_DRY) -> tuple[np.ndarray, np.ndarr
     rng = sampler.rng
     history = int(HISTORY_SECONDS * SAMPLE_RATE)
     if rng.random() < P_SPEECH:
-        dry = sampler._colour(sampler._close(sampler._voice(sampler._pick(sampler.speech, sampler.speech_p), n + history)))
+        dry = sampler.colour(sampler.close_microphone(sampler.voice(sampler.pick_speech(), n + history)))
     else:
-        dry = sampler._colour(sampler._crop(sampler._pick(sampler.other, sampler.other_p), n + history))
+        dry = sampler.colour(sampler.crop(sampler.pick_other(), n + history))
     dry = dry.astype(np.float64)
     if rng.random() < p_dry:
         wet = early = dry

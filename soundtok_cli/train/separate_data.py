@@ -90,9 +90,9 @@ class MixtureSampler:
             other.augment = augment
         return other
 
-    # -- sources ------------------------------------------------------------------------------
+    # -- sources (train.subband and train.dereverb build their examples from these too) ------
 
-    def _crop(self, i: int, n: int) -> np.ndarray:
+    def crop(self, i: int, n: int) -> np.ndarray:
         """n samples of clip i (a short clip placed at random in silence), never a silent crop
         of a clip that has sound (up to 4 tries)."""
         clip = self.clips[i]
@@ -110,20 +110,21 @@ class MixtureSampler:
                 break
         return out
 
-    def _voice(self, i: int, n: int) -> np.ndarray:
+    def voice(self, i: int, n: int) -> np.ndarray:
         """n samples of speech clip i, half the time shifted in pitch and formants."""
         if not self.augment or self.rng.random() >= P_PITCH:
-            return self._crop(i, n)
+            return self.crop(i, n)
         ratio = 2 ** (self.rng.uniform(-PITCH_SEMITONES, PITCH_SEMITONES) / 12)
-        return pitch_shifted(self._crop(i, int(round(n * ratio))), n, ratio)
+        return pitch_shifted(self.crop(i, int(round(n * ratio))), n, ratio)
 
-    def _close(self, x: np.ndarray) -> np.ndarray:
+    def close_microphone(self, x: np.ndarray) -> np.ndarray:
         """x, with probability `proximity`, as a close directional microphone hears it."""
         if not self.augment or not self.proximity or self.rng.random() >= self.proximity:
             return x
         return proximity_boost(x, self.rng)
 
-    def _colour(self, x: np.ndarray) -> np.ndarray:
+    def colour(self, x: np.ndarray) -> np.ndarray:
+        """x, with probability P_COLOUR, through a random microphone-and-speaker colour."""
         if not self.augment or self.rng.random() >= P_COLOUR:
             return x
         return random_colour(x, self.rng)
@@ -131,13 +132,23 @@ class MixtureSampler:
     def _pick(self, pool: np.ndarray, p: np.ndarray) -> int:
         return int(pool[self.rng.choice(len(pool), p=p)])
 
+    def pick_speech(self) -> int:
+        """A speech clip's index, longer clips more often."""
+        return self._pick(self.speech, self.speech_p)
+
+    def pick_other(self) -> int:
+        """A clip's index that is not speech (effects, music, procedural), longer ones more often."""
+        return self._pick(self.other, self.other_p)
+
     def _different(self, i: int, others: list[int]) -> bool:
         v = self.vectors[self.queries[i][0]]
         return all(float(v @ self.vectors[self.queries[j][0]]) < DIFFERENT for j in others)
 
-    def _other_than(self, taken: list[int], tries: int = 20) -> int:
+    def other_than(self, taken: list[int], tries: int = 20) -> int:
+        """A clip that is not speech whose caption differs from every one of `taken` (the last
+        one drawn after `tries`)."""
         for _ in range(tries):
-            j = self._pick(self.other, self.other_p)
+            j = self.pick_other()
             if self._different(j, taken):
                 return j
         return j
@@ -146,14 +157,16 @@ class MixtureSampler:
         ids = self.queries[i]
         return ids[0] if len(ids) == 1 or self.rng.random() < 0.4 else ids[1 + int(self.rng.integers(len(ids) - 1))]
 
-    def _room(self, x: np.ndarray) -> np.ndarray:
+    def room(self, x: np.ndarray) -> np.ndarray:
+        """x, with probability P_ROOM, in a synthetic room."""
         if self.rng.random() >= P_ROOM:
             return x
         return synth.reverb(self.rng, x.astype(np.float64), SAMPLE_RATE, float(self.rng.uniform(0.2, 1.5)),
                             wet=float(self.rng.uniform(0.2, 0.5))).astype(np.float32)
 
-    def _crowd(self, n: int) -> np.ndarray:
-        voices = [self._voice(self._pick(self.speech, self.speech_p), n) for _ in range(int(self.rng.integers(4, 9)))]
+    def crowd(self, n: int) -> np.ndarray:
+        """n samples of 4 to 8 voices together in a room."""
+        voices = [self.voice(self.pick_speech(), n) for _ in range(int(self.rng.integers(4, 9)))]
         return synth.reverb(self.rng, np.sum([_unit(v) for v in voices], axis=0), SAMPLE_RATE,
                             float(self.rng.uniform(0.4, 1.5)), wet=0.4).astype(np.float32)
 
@@ -163,34 +176,36 @@ class MixtureSampler:
         """(mixture, target, query vector) of n samples each."""
         r = self.rng.random()
         if r < P_SPEECH:
-            voice = self._pick(self.speech, self.speech_p)
-            speech = self._room(self._close(self._voice(voice, n)))
+            voice = self.pick_speech()
+            speech = self.room(self.close_microphone(self.voice(voice, n)))
             if self.rng.random() < P_CROWD:
-                background, background_query = self._crowd(n), self.crowd_ids[int(self.rng.integers(len(self.crowd_ids)))]
+                background, background_query = self.crowd(n), self.crowd_ids[int(self.rng.integers(len(self.crowd_ids)))]
             else:
-                j = self._other_than([voice])
-                background, background_query = self._room(self._crop(j, n)), self._query(j)
+                j = self.other_than([voice])
+                background, background_query = self.room(self.crop(j, n)), self._query(j)
             if self.rng.random() < P_BACKGROUND_QUERY:
-                return self._mix(background, [speech], background_query)
+                return self.mix(background, [speech], background_query)
             query = (self.speech_ids[int(self.rng.integers(len(self.speech_ids)))] if self.rng.random() < 0.7
                      else self._query(voice))
-            return self._mix(speech, [background], query)
+            return self.mix(speech, [background], query)
         if r < P_SPEECH + P_PAIR:
-            a = self._pick(self.other, self.other_p)
-            b = self._other_than([a])
-            rest = [self._room(self._crop(b, n))]
+            a = self.pick_other()
+            b = self.other_than([a])
+            rest = [self.room(self.crop(b, n))]
             if self.rng.random() < 0.3:
-                rest.append(self._crop(self._other_than([a, b]), n))
-            return self._mix(self._room(self._crop(a, n)), rest, self._query(a))
-        present = [self._pick(self.other, self.other_p), self._pick(self.speech, self.speech_p)]
-        absent = self._other_than(present)
-        mixture = (_unit(self._colour(self._crop(present[0], n)))
-                   + _unit(self._colour(self._voice(present[1], n))) * 10 ** (self.rng.uniform(-10, 10) / 20))
+                rest.append(self.crop(self.other_than([a, b]), n))
+            return self.mix(self.room(self.crop(a, n)), rest, self._query(a))
+        present = [self.pick_other(), self.pick_speech()]
+        absent = self.other_than(present)
+        mixture = (_unit(self.colour(self.crop(present[0], n)))
+                   + _unit(self.colour(self.voice(present[1], n))) * 10 ** (self.rng.uniform(-10, 10) / 20))
         return self._level(mixture, np.zeros(n, np.float32), self.queries[absent][0])
 
-    def _mix(self, target: np.ndarray, rest: list[np.ndarray], query: int):
-        target = _unit(self._colour(target))
-        others = np.sum([_unit(self._colour(x)) * 10 ** (self.rng.uniform(-6, 3) / 20) for x in rest], axis=0)
+    def mix(self, target: np.ndarray, rest: list[np.ndarray], query: int):
+        """(mixture, target, query vector): the target over the rest at TARGET_TO_REST_DB, each
+        source maybe coloured, at a random level."""
+        target = _unit(self.colour(target))
+        others = np.sum([_unit(self.colour(x)) * 10 ** (self.rng.uniform(-6, 3) / 20) for x in rest], axis=0)
         others = _unit(others) * 10 ** (-self.rng.uniform(*TARGET_TO_REST_DB) / 20)
         return self._level(target + others, target, query)
 

@@ -48,11 +48,11 @@ LOW_BINS = 12  # below 560 Hz, where a low voice and rumble share the bins
 def speech_example(sampler, n: int) -> tuple[np.ndarray, np.ndarray]:
     """A voice over a background (a crowd one time in five), as the separator's trainer makes
     them; with the sampler's `proximity`, the voice as a close microphone hears it."""
-    voice = sampler._pick(sampler.speech, sampler.speech_p)
-    speech = sampler._room(sampler._close(sampler._voice(voice, n)))
-    background = (sampler._crowd(n) if sampler.rng.random() < 0.2
-                  else sampler._room(sampler._crop(sampler._other_than([voice]), n)))
-    mixture, target, _ = sampler._mix(speech, [background], 0)
+    voice = sampler.pick_speech()
+    speech = sampler.room(sampler.close_microphone(sampler.voice(voice, n)))
+    background = (sampler.crowd(n) if sampler.rng.random() < 0.2
+                  else sampler.room(sampler.crop(sampler.other_than([voice]), n)))
+    mixture, target, _ = sampler.mix(speech, [background], 0)
     return mixture, target
 
 
