@@ -9,11 +9,12 @@ how much of each belongs to the description (its mask averaged over the pattern'
 energy), the vote is sharpened (a pattern mostly kept is kept more, one mostly dropped is dropped
 more), and each pattern's share of every bin is kept in proportion to its vote.
 
-Measured as the command runs (`python -m bench.separation --part effects --effect-mixtures 5`,
-two draws; the model card): mean SI-SDR improvement +1.69 -> +2.11 and +1.62 -> +1.85 dB, the
-procedural sounds (+3.68 -> +4.43, +3.31 -> +3.77) and the held-out recordings (+0.33 -> +0.52,
-+0.46 -> +0.54) both gaining, though the median mixture gains nothing (a sharper mask is better
-where the network knows the sound and a little worse where it does not). With the network's votes
+On the whole effects benchmark (`python -m bench.separation`, 540 mixtures): mean SI-SDR
+improvement +1.80 -> +2.08 dB, the mixtures made worse than the input by over 1 dB 10 % -> 5 %;
+on two smaller draws (`--part effects --effect-mixtures 5`, then `--seed 777`; the model card)
++1.69 -> +2.11 and +1.62 -> +1.85. Both the procedural sounds and the held-out recordings gain,
+though the median improvement falls (0.61 -> 0.25 dB): a sharper mask is better where the
+network knows the sound and a little worse where it barely does. With the network's votes
 replaced by the true ones the same patterns would give +7.3 to +7.8 dB: what is left is the
 network's recognition of the sound, not the patterns. Voices do not take this path (the speech
 path has its own post-filter).
