@@ -117,6 +117,7 @@ SYNTH_EFFECTS = {
 }
 
 Extract = Callable[[np.ndarray, str], np.ndarray]
+Stems = Callable[[np.ndarray, list[str]], np.ndarray]   # (mixture, descriptions) -> the first one's stem
 
 
 # -- signals -----------------------------------------------------------------------------------
@@ -512,17 +513,22 @@ def effect_mixtures(sources: list[Source], count: int, seed: int | None = None) 
     return out
 
 
-def run_effects(mixtures: list[Mixture], extract: Extract, log=None) -> tuple[list[dict], float]:
+def run_effects(mixtures: list[Mixture], extract: Extract, log=None, stems: Stems | None = None) -> tuple[list[dict], float]:
+    """Each mixture asked for its target and for its interferer (the wrong query); with `stems`,
+    also split into stems naming both, the target's stem scored (seconds: `extract` only)."""
     records, seconds = [], 0.0
     for k, m in enumerate(mixtures):
         started = time.perf_counter()
         right = extract(m.mixture, m.query)
         wrong = extract(m.mixture, m.wrong_query)
         seconds += time.perf_counter() - started
-        records.append({"target": m.label, "query": m.query, "origin": m.origin, "interferer": m.interferer,
-                        "wrong_query": m.wrong_query, "si_sdr_in": float(si_sdr(m.target, m.mixture)),
-                        "improvement": si_sdr_improvement(m.target, right, m.mixture),
-                        "wrong_query_improvement": si_sdr_improvement(m.target, wrong, m.mixture)})
+        record = {"target": m.label, "query": m.query, "origin": m.origin, "interferer": m.interferer,
+                  "wrong_query": m.wrong_query, "si_sdr_in": float(si_sdr(m.target, m.mixture)),
+                  "improvement": si_sdr_improvement(m.target, right, m.mixture),
+                  "wrong_query_improvement": si_sdr_improvement(m.target, wrong, m.mixture)}
+        if stems is not None:
+            record["stems_improvement"] = si_sdr_improvement(m.target, stems(m.mixture, [m.query, m.wrong_query]), m.mixture)
+        records.append(record)
         if log and (k + 1) % 20 == 0:
             log(f"effects: {k + 1}/{len(mixtures)} mixtures")
     return records, seconds
@@ -530,10 +536,13 @@ def run_effects(mixtures: list[Mixture], extract: Extract, log=None) -> tuple[li
 
 def summarise_effects(records: list[dict]) -> dict:
     def stats(sel):
-        return {"mixtures": len(sel), "si_sdr_in": round(float(np.mean([r["si_sdr_in"] for r in sel])), 2),
-                "improvement": round(float(np.mean([r["improvement"] for r in sel])), 2),
-                "improvement_median": round(float(np.median([r["improvement"] for r in sel])), 2),
-                "wrong_query_improvement": round(float(np.mean([r["wrong_query_improvement"] for r in sel])), 2)}
+        out = {"mixtures": len(sel), "si_sdr_in": round(float(np.mean([r["si_sdr_in"] for r in sel])), 2),
+               "improvement": round(float(np.mean([r["improvement"] for r in sel])), 2),
+               "improvement_median": round(float(np.median([r["improvement"] for r in sel])), 2),
+               "wrong_query_improvement": round(float(np.mean([r["wrong_query_improvement"] for r in sel])), 2)}
+        if all("stems_improvement" in r for r in sel):
+            out["stems_improvement"] = round(float(np.mean([r["stems_improvement"] for r in sel])), 2)
+        return out
 
     rows = []
     for label in dict.fromkeys(r["target"] for r in records):
@@ -665,21 +674,26 @@ def format_report(result: dict) -> str:
         lines += ["", f"Text-queried extraction: SI-SDR improvement of the target, dB (two sounds of different kinds "
                       f"at 0 dB, {EFFECT_SECONDS:g} s; mean over mixtures)",
                   f"{'target':30s} {'query':22s} {'n':>3s} {'SI-SDR in':>9s} {'right query':>11s} {'median':>7s} "
-                  f"{'wrong query':>11s}"]
+                  f"{'wrong query':>11s} {'both named':>10s}"]
+
+        def row(name, query, r):
+            stems = f" {r['stems_improvement']:+10.2f}" if "stems_improvement" in r else ""
+            return (f"{name:30s} {query[:22]:22s} {r['mixtures']:3d} {r['si_sdr_in']:9.2f} {r['improvement']:+11.2f} "
+                    f"{r['improvement_median']:+7.2f} {r['wrong_query_improvement']:+11.2f}{stems}")
+
         for r in ef["summary"]["rows"]:
-            lines.append(f"{r['target']:30s} {r['query'][:22]:22s} {r['mixtures']:3d} {r['si_sdr_in']:9.2f} "
-                         f"{r['improvement']:+11.2f} {r['improvement_median']:+7.2f} {r['wrong_query_improvement']:+11.2f}")
+            lines.append(row(r["target"], r["query"], r))
         lines.append("-" * 60)
         for group, a in ef["summary"]["averages"].items():
-            name = {"all": "mean, all", "synth": "mean, procedural", "heldout": "mean, held-out recordings"}[group]
-            lines.append(f"{name:30s} {'':22s} {a['mixtures']:3d} {a['si_sdr_in']:9.2f} {a['improvement']:+11.2f} "
-                         f"{a['improvement_median']:+7.2f} {a['wrong_query_improvement']:+11.2f}")
+            lines.append(row({"all": "mean, all", "synth": "mean, procedural", "heldout": "mean, held-out recordings"}[group], "", a))
         v = ef["summary"]["verdict"]
         if v:
             lines.append(f"must: at least {EFFECTS_MUST_DB:g} dB -> {'met' if v['must_4db'] else 'NOT met'}; "
                          f"goal: {EFFECTS_GOAL_DB:g} dB or more -> {'met' if v['goal_6db'] else 'not met'} "
                          f"(mean {v['mean_db']:+.2f} dB)")
-        lines.append("wrong query = the same mixture asked for the interferer's description, scored against the target")
+        lines.append("wrong query = the same mixture asked for the interferer's description, scored against the target; "
+                     "both named = split into stems for the target's and the interferer's descriptions, the target's "
+                     "stem scored")
         for query, why in ef["refused"].items():
             lines.append(f"skipped (not grounded): {query!r} — {why}")
         if ef["refused"]:
@@ -755,6 +769,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_all(stage, mix, chunk=stage.chunk)
         return sep.extract(mix, SR, query)
 
+    def soundtok_stems(mix: np.ndarray, queries: list[str]) -> np.ndarray:
+        stage = sep.stage(sep.ground(queries), SR, "stems", refine=args.mask != "network")
+        return run_all(stage, mix[:, None], chunk=stage.chunk)[:, 0]
+
     result = {"benchmark": "separation", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "model": {k: sep.identity[k] for k in ("name", "version", "weights_sha256")},
               "threads": torch.get_num_threads(), "numpy_blas_threads": blas,
@@ -791,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
         mixtures = effect_mixtures(sources, args.effect_mixtures, seed=args.seed)
         skipped = sum(args.effect_mixtures for s in effect_sources(clips) if s.target and s.query in refused)
         log(f"effects: {len(mixtures)} mixtures, {len(refused)} queries refused")
-        records, seconds = run_effects(mixtures, soundtok, log)
+        records, seconds = run_effects(mixtures, soundtok, log, stems=soundtok_stems)
         result["effects"] = {"sources": [{"label": s.label, "query": s.query, "group": s.group, "origin": s.origin,
                                           "target": s.target, "clips": s.clips} for s in sources],
                              "refused": refused, "skipped_mixtures": skipped,

@@ -48,7 +48,8 @@ mask (it reads only how far each band rises above the noise floor), which keep v
 never heard; in two passes, the second measuring against the noise the first removed, so a
 background that swells and falls is not kept at its loud moments. Any other description is
 kept with the general network's mask, snapped onto the recording's own spectral patterns (so a
-sound goes mostly one way, not kept in one frame and dropped in the next). What is kept and what
+sound goes mostly one way, not kept in one frame and dropped in the next); --stems share the
+patterns out between the sounds they name. What is kept and what
 is removed always add up to the input. --reduction DB turns what is removed down by DB instead of
 taking it out (with --keep, everything but what is kept; with hum, clicks, hiss or reverb, what
 they remove): a room turned down 12 dB under a voice often sounds more natural than no room at

@@ -145,10 +145,20 @@ def test_effects_loop_with_stand_in_extractors():
         m = lookup[id(mix)]
         return m.target if query == m.query else mix - m.target
 
-    records, _ = bench.run_effects(mixtures, oracle)
+    def first_stem(mix, queries):  # stems naming the target first: its stem
+        return oracle(mix, queries[0])
+
+    records, _ = bench.run_effects(mixtures, oracle, stems=first_stem)
     assert all(r["improvement"] > 50 and r["wrong_query_improvement"] < -10 for r in records)
+    assert all(r["stems_improvement"] > 50 for r in records)
+    assert bench.summarise_effects(records)["averages"]["all"]["stems_improvement"] > 50
+    assert "both named" in bench.format_report(
+        {"model": {"name": "m", "version": "1", "weights_sha256": "0" * 12}, "threads": 1,
+         "environment": {"processor": "cpu"},
+         "effects": {"summary": bench.summarise_effects(records), "refused": {}, "skipped_mixtures": 0}})
     records, _ = bench.run_effects(mixtures, lambda mix, query: mix)
-    assert all(r["improvement"] == 0.0 == r["wrong_query_improvement"] for r in records)
+    assert all(r["improvement"] == 0.0 == r["wrong_query_improvement"] and "stems_improvement" not in r
+               for r in records)
     summary = bench.summarise_effects(records)
     assert [r["target"] for r in summary["rows"]] == ["rain", "thunder", "wind"]
     assert summary["averages"]["all"]["improvement"] == 0.0 and not summary["verdict"]["must_4db"]

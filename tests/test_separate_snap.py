@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soundtok_cli.separate.snap import nmf, sharpen, snap
+from soundtok_cli.separate.snap import nmf, shares, snap
 
 
 def two_patterns(frames: int = 200, bins: int = 120, seed: int = 0):
@@ -33,13 +33,23 @@ def test_nmf_explains_the_spectrogram_and_is_deterministic():
     np.testing.assert_array_equal(h, h2)
 
 
-def test_sharpen_pushes_votes_away_from_a_half():
-    votes = np.array([0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0])
-    out = sharpen(votes, 2.0)
+def test_one_sound_s_votes_are_pushed_away_from_a_half():
+    votes = np.array([[0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]])
+    out = shares(votes, 2.0)[0]
     np.testing.assert_allclose(out[[0, 3, 6]], [0.0, 0.5, 1.0], atol=1e-9)
     assert (np.diff(out) > 0).all()
     assert out[1] < 0.2 and out[2] < 0.4 and out[4] > 0.6 and out[5] > 0.8
-    np.testing.assert_allclose(sharpen(votes, 1.0), votes, atol=1e-9)
+    np.testing.assert_allclose(shares(votes, 1.0)[0], votes[0], atol=1e-9)
+
+
+def test_several_sounds_share_each_pattern_out():
+    votes = np.array([[0.6, 0.3, 0.1, 0.0],
+                      [0.3, 0.6, 0.1, 0.0]])
+    out = shares(votes, 4.0)
+    assert (out.sum(0) <= 1.0 + 1e-9).all()
+    assert out[0, 0] > 0.9 and out[1, 1] > 0.9          # the surer vote takes the pattern
+    assert out[:, 2].sum() < 0.01                        # what neither claims stays with neither
+    np.testing.assert_allclose(out[:, 3], 0.0)
 
 
 def test_a_scattered_mask_comes_closer_to_the_truth():
@@ -53,21 +63,34 @@ def test_a_scattered_mask_comes_closer_to_the_truth():
     def error(mask):
         return float(np.sum(energy * (mask - truth) ** 2) / np.sum(energy))
 
-    snapped = snap(noisy, magnitude, patterns=4)
+    snapped = snap(noisy[None], magnitude, patterns=4)[0]
     assert snapped.dtype == noisy.dtype and snapped.shape == noisy.shape
     assert snapped.min() >= 0.0 and snapped.max() <= 1.0
     assert error(snapped) < 0.3 * error(noisy), (error(snapped), error(noisy))
 
 
+def test_stems_share_the_mixture_out_between_them():
+    """Two scattered masks, one for each sound, snapped together: each comes nearer its sound, and
+    together they never hold more than the mixture."""
+    magnitude, truth = two_patterns()
+    rng = np.random.default_rng(2)
+    noisy = np.clip(np.stack([truth, 1.0 - truth]) + rng.normal(0.0, 0.35, (2,) + truth.shape), 0.0, 1.0)
+    snapped = snap(noisy.astype(np.float32), magnitude, patterns=4, sharpness=4.0)
+    energy = magnitude ** 2
+    for mask, target, guess in zip(snapped, (truth, 1.0 - truth), noisy):
+        assert np.sum(energy * (mask - target) ** 2) < 0.3 * np.sum(energy * (guess - target) ** 2)
+    assert snapped.sum(0).max() <= 1.0 + 1e-5
+
+
 def test_a_mask_that_keeps_all_or_nothing_stays_so():
     magnitude, _ = two_patterns()
     ones, zeros = np.ones_like(magnitude), np.zeros_like(magnitude)
-    np.testing.assert_allclose(snap(ones, magnitude), 1.0, atol=1e-5)
-    np.testing.assert_allclose(snap(zeros, magnitude), 0.0, atol=1e-5)
+    np.testing.assert_allclose(snap(ones[None], magnitude), 1.0, atol=1e-5)
+    np.testing.assert_allclose(snap(zeros[None], magnitude), 0.0, atol=1e-5)
 
 
 def test_silence_and_a_single_frame_keep_their_mask():
-    mask = np.full((50, 30), 0.3, np.float32)
-    assert snap(mask, np.zeros((50, 30), np.float32)) is mask
-    one = np.full((1, 30), 0.7, np.float32)
+    masks = np.full((2, 50, 30), 0.3, np.float32)
+    assert snap(masks, np.zeros((50, 30), np.float32)) is masks
+    one = np.full((1, 1, 30), 0.7, np.float32)
     assert snap(one, np.ones((1, 30), np.float32)) is one

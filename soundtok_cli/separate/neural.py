@@ -203,7 +203,7 @@ class MaskStage(SpectralStage):
         self.separator, self.queries, self.mode, self.refine = separator, queries, mode, refine
 
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
-        from soundtok_cli.separate.snap import snap
+        from soundtok_cli.separate.snap import SHARPNESS, STEMS_SHARPNESS, snap
         from soundtok_cli.separate.speech import speech_mask
 
         n = len(x) - self.before - self.after
@@ -212,13 +212,17 @@ class MaskStage(SpectralStage):
 
         def masks_of(heard: np.ndarray) -> np.ndarray:
             masks = self.separator.masks(heard.astype(np.float32), self.queries)
+            if not self.refine:
+                return masks
+            sounds = [i for i, query in enumerate(self.queries) if not query.speech]
             for i, query in enumerate(self.queries):
-                if not self.refine:
-                    continue
                 if query.speech:
                     masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate, self.separator.speech_net)
-                else:
-                    masks[i] = snap(masks[i], heard)
+            if self.mode == "stems" and len(sounds) > 1:   # the stems share the patterns out
+                masks[sounds] = snap(masks[sounds], heard, sharpness=STEMS_SHARPNESS)
+            else:                                          # each description on its own
+                for i in sounds:
+                    masks[i] = snap(masks[i][None], heard, sharpness=SHARPNESS)[0]
             return masks
 
         masks = masks_inside(magnitude, offset, end, self.hop, masks_of,
