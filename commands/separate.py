@@ -19,6 +19,8 @@ EPILOG = """Examples:
 
   soundtok separate mix.wav --stems "speech,music,ambience" -o 'stems/{stem}-{part}.wav'
 
+  soundtok separate street.wav --stems "a siren,rain" -o 'out/{part}.wav'
+
   soundtok separate old-take.wav --remove hum -o clean.wav
 
   soundtok separate tapes/ --remove hum,clicks,hiss -o 'clean/{stem}.flac' --residual 'removed/{stem}.wav'
@@ -49,7 +51,8 @@ never heard; in two passes, the second measuring against the noise the first rem
 background that swells and falls is not kept at its loud moments. Any other description is
 kept with the general network's mask, snapped onto the recording's own spectral patterns (so a
 sound goes mostly one way, not kept in one frame and dropped in the next); --stems share the
-patterns out between the sounds they name. What is kept and what
+patterns out between the sounds they name, so naming what else is there ("a siren,rain") gives a
+cleaner stem than --keep alone. What is kept and what
 is removed always add up to the input. --reduction DB turns what is removed down by DB instead of
 taking it out (with --keep, everything but what is kept; with hum, clicks, hiss or reverb, what
 they remove): a room turned down 12 dB under a voice often sounds more natural than no room at
