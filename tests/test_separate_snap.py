@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soundtok_cli.separate.snap import nmf, shares, snap
+from soundtok_cli.separate.snap import BLEND, SHARPNESS, nmf, shares, snap, snap_one
 
 
 def two_patterns(frames: int = 200, bins: int = 120, seed: int = 0):
@@ -67,6 +67,17 @@ def test_a_scattered_mask_comes_closer_to_the_truth():
     assert snapped.dtype == noisy.dtype and snapped.shape == noisy.shape
     assert snapped.min() >= 0.0 and snapped.max() <= 1.0
     assert error(snapped) < 0.3 * error(noisy), (error(snapped), error(noisy))
+
+
+def test_one_description_keeps_part_of_the_network_s_own_mask():
+    magnitude, truth = two_patterns()
+    rng = np.random.default_rng(3)
+    noisy = np.clip(truth + rng.normal(0.0, 0.35, truth.shape), 0.0, 1.0).astype(np.float32)
+    out = snap_one(noisy, magnitude)
+    snapped = snap(noisy[None], magnitude, sharpness=SHARPNESS)[0]
+    np.testing.assert_allclose(out, BLEND * noisy + (1 - BLEND) * snapped, atol=1e-6)
+    energy = magnitude ** 2
+    assert np.sum(energy * (out - truth) ** 2) < 0.5 * np.sum(energy * (noisy - truth) ** 2)
 
 
 def test_stems_share_the_mixture_out_between_them():

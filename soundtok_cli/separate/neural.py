@@ -203,7 +203,7 @@ class MaskStage(SpectralStage):
         self.separator, self.queries, self.mode, self.refine = separator, queries, mode, refine
 
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
-        from soundtok_cli.separate.snap import SHARPNESS, STEMS_SHARPNESS, snap
+        from soundtok_cli.separate.snap import STEMS_SHARPNESS, snap, snap_one
         from soundtok_cli.separate.speech import speech_mask
 
         n = len(x) - self.before - self.after
@@ -222,7 +222,7 @@ class MaskStage(SpectralStage):
                 masks[sounds] = snap(masks[sounds], heard, sharpness=STEMS_SHARPNESS)
             else:                                          # each description on its own
                 for i in sounds:
-                    masks[i] = snap(masks[i][None], heard, sharpness=SHARPNESS)[0]
+                    masks[i] = snap_one(masks[i], heard)
             return masks
 
         masks = masks_inside(magnitude, offset, end, self.hop, masks_of,
