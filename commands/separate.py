@@ -49,7 +49,7 @@ close-microphone voices) combined with a noise suppressor's gain and a small sub
 mask (it reads only how far each band rises above the noise floor), which keep voices the model
 never heard; in two passes, the second measuring against the noise the first removed, so a
 background that swells and falls is not kept at its loud moments. Any other description is
-kept with the general network's mask, snapped onto the recording's own spectral patterns (so a
+kept with the general network's mask, half of it snapped onto the recording's own spectral patterns (so a
 sound goes mostly one way, not kept in one frame and dropped in the next); --stems share the
 patterns out between the sounds they name, so naming what else is there ("a siren,rain") gives a
 cleaner stem than --keep alone. What is kept and what

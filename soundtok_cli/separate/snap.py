@@ -12,17 +12,16 @@ several sounds share the patterns out between them: each pattern goes to the sou
 proportion to their sharpened votes, and stays in the residual in proportion to what none of
 them claims.
 
-On the whole effects benchmark (`python -m bench.separation`, 540 mixtures): mean SI-SDR
-improvement +1.80 -> +2.08 dB, the mixtures made worse than the input by over 1 dB 10 % -> 5 %;
-on two smaller draws (`--part effects --effect-mixtures 5`, then `--seed 777`; the model card)
-+1.69 -> +2.11 and +1.62 -> +1.85. Both the procedural sounds and the held-out recordings gain,
-though the median improvement falls (0.61 -> 0.25 dB): a sharper mask is better where the
-network knows the sound and a little worse where it barely does. With the network's votes
-replaced by the true ones the same patterns would give +7.3 to +7.8 dB: what is left is the
-network's recognition of the sound, not the patterns. Stems naming both sounds of those mixtures
-(the target's stem scored; `bench.separation`'s "both named"): +2.18 -> +3.08 and +2.07 -> +3.14
-dB on the two draws, against the network's masks scaled to sum to at most 1. Voices do not take
-this path (the speech path has its own post-filter).
+One description keeps half of the network's own mask (BLEND): snapped alone, the typical mixture
+lost what the sharpening won on the ones the network knows. On the whole effects benchmark
+(`python -m bench.separation`, 540 mixtures of two sounds at 0 dB): mean SI-SDR improvement +1.80
+-> +2.08 dB (snapped alone, squared votes: also +2.08), median +0.61 -> +0.45 (alone +0.25), the
+mixtures left worse than the input by over 1 dB 10 % -> 6 %; both the procedural sounds and the
+held-out recordings gain. With the network's votes replaced by the true ones the same patterns
+would give +7.3 to +7.8 dB: what is left is the network's recognition of the sound, not the
+patterns. Stems naming both sounds of those mixtures (the target's stem scored; the benchmark's
+"both named"): +3.11 dB, against +2.1 to +2.2 on smaller draws with the network's masks scaled to
+sum to at most 1. Voices do not take this path (the speech path has its own post-filter).
 
 Hand-written (Lee and Seung's multiplicative updates for the KL divergence, a dozen lines) rather
 than scikit-learn's NMF, which the project does not otherwise need: on one thread, for a 14 s
