@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from soundtok_cli.separate.snap import BLEND, SHARPNESS, nmf, shares, snap, snap_one
+from soundtok_cli.separate.snap import BLEND, SHARPNESS, nmf, shares, snap, snap_each
 
 
 def two_patterns(frames: int = 200, bins: int = 120, seed: int = 0):
@@ -73,11 +73,16 @@ def test_one_description_keeps_part_of_the_network_s_own_mask():
     magnitude, truth = two_patterns()
     rng = np.random.default_rng(3)
     noisy = np.clip(truth + rng.normal(0.0, 0.35, truth.shape), 0.0, 1.0).astype(np.float32)
-    out = snap_one(noisy, magnitude)
+    out = snap_each(noisy[None], magnitude)[0]
     snapped = snap(noisy[None], magnitude, sharpness=SHARPNESS)[0]
     np.testing.assert_allclose(out, BLEND * noisy + (1 - BLEND) * snapped, atol=1e-6)
     energy = magnitude ** 2
     assert np.sum(energy * (out - truth) ** 2) < 0.5 * np.sum(energy * (noisy - truth) ** 2)
+    # several descriptions each on its own: one factorisation, each voted on as if alone
+    other = np.clip(1.0 - truth + rng.normal(0.0, 0.35, truth.shape), 0.0, 1.0).astype(np.float32)
+    both = snap(np.stack([noisy, other]), magnitude, sharpness=SHARPNESS, shared=False)
+    np.testing.assert_allclose(both[1], snap(other[None], magnitude, sharpness=SHARPNESS)[0], atol=1e-6)
+    np.testing.assert_allclose(both[0], snapped, atol=1e-6)
 
 
 def test_stems_share_the_mixture_out_between_them():

@@ -203,7 +203,7 @@ class MaskStage(SpectralStage):
         self.separator, self.queries, self.mode, self.refine = separator, queries, mode, refine
 
     def process(self, x: np.ndarray, offset: int, end: int | None) -> np.ndarray:
-        from soundtok_cli.separate.snap import STEMS_SHARPNESS, snap, snap_one
+        from soundtok_cli.separate.snap import STEMS_SHARPNESS, snap, snap_each
         from soundtok_cli.separate.speech import speech_mask
 
         n = len(x) - self.before - self.after
@@ -220,9 +220,8 @@ class MaskStage(SpectralStage):
                     masks[i] = speech_mask(masks[i], heard, self.hop / self.sample_rate, self.separator.speech_net)
             if self.mode == "stems" and len(sounds) > 1:   # the stems share the patterns out
                 masks[sounds] = snap(masks[sounds], heard, sharpness=STEMS_SHARPNESS)
-            else:                                          # each description on its own
-                for i in sounds:
-                    masks[i] = snap_one(masks[i], heard)
+            elif sounds:                                   # each description on its own
+                masks[sounds] = snap_each(masks[sounds], heard)
             return masks
 
         masks = masks_inside(magnitude, offset, end, self.hop, masks_of,

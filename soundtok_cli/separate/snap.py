@@ -36,7 +36,7 @@ import numpy as np
 PATTERNS = 16
 ITERATIONS = 120
 # one description (keep, remove): snapped with votes raised to the 3rd power, then averaged with
-# the network's own mask (BLEND), which keeps the typical mixture's figure (below)
+# the network's own mask (BLEND), which keeps the typical mixture's figure (the module docstring)
 SHARPNESS = 3.0
 BLEND = 0.5
 # stems: descriptions competing for each pattern are surer of it (probes on two draws against 4:
@@ -72,17 +72,18 @@ def shares(votes: np.ndarray, sharpness: float = SHARPNESS) -> np.ndarray:
     return raised / (raised.sum(0) + unclaimed ** sharpness + _EPS)
 
 
-def snap_one(mask: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
-    """One description's (frames, bins) mask: BLEND of it as the network made it, the rest
-    snapped onto the magnitude's patterns."""
-    return BLEND * mask + (1.0 - BLEND) * snap(mask[None], magnitude, sharpness=SHARPNESS)[0]
+def snap_each(masks: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """(sounds, frames, bins) masks of descriptions each taken on its own (keep, remove): BLEND of
+    each as the network made it, the rest snapped onto the magnitude's patterns."""
+    return BLEND * masks + (1.0 - BLEND) * snap(masks, magnitude, sharpness=SHARPNESS, shared=False)
 
 
 def snap(masks: np.ndarray, magnitude: np.ndarray, patterns: int = PATTERNS,
-         sharpness: float = SHARPNESS) -> np.ndarray:
+         sharpness: float = SHARPNESS, shared: bool = True) -> np.ndarray:
     """(sounds, frames, bins) masks, one per description, and the (frames, bins) magnitude they
-    were made from -> the masks snapped onto the magnitude's patterns, in [0, 1] (several sounds
-    share each pattern out between them: `shares`). A silent or one-frame input keeps its masks
+    were made from -> the masks snapped onto the magnitude's patterns, in [0, 1]: the sounds
+    share each pattern out between them (`shares`), or with shared=False each is voted on alone
+    (one factorisation for all of them either way). A silent or one-frame input keeps its masks
     (there are no patterns to find)."""
     if magnitude.shape[0] < 2 or not magnitude.any():
         return masks
@@ -93,6 +94,7 @@ def snap(masks: np.ndarray, magnitude: np.ndarray, patterns: int = PATTERNS,
     energy = np.square(magnitude.T, dtype=np.float32) / model
     total = ((w.T @ energy) * h).sum(1) + _EPS
     votes = np.stack([((w.T @ (energy * mask.T)) * h).sum(1) / total for mask in masks])
-    kept = shares(np.clip(votes, 0.0, 1.0), sharpness)
+    votes = np.clip(votes, 0.0, 1.0)
+    kept = shares(votes, sharpness) if shared else np.concatenate([shares(vote[None], sharpness) for vote in votes])
     snapped = np.stack([((w * share) @ h / model).T for share in kept])
     return np.clip(snapped, 0.0, 1.0).astype(masks.dtype, copy=False)
