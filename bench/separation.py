@@ -5,6 +5,7 @@ sound effects, and speed.
                              [--speed-seconds 60] [--heldout corpus/heldout] [--no-dfn]
                              [--weights CANDIDATE.safetensors] [--mask command|network|suppressor|subband]
                              [--out bench/results/separation.json]
+  python -m bench.separation --part trained [--corpus corpus]      # the diagnostic below
 
 Only material the separation model never trained on: the held-out corpus (`corpus/heldout`:
 ktuberling-data voices, lincity-ng-data effects, xmoto-data music; 48 kHz int16 shards) and
@@ -35,6 +36,14 @@ effects  Two held-out sounds of different kinds (never the same group: rain and 
          command runs: the general network's mask, half of it snapped onto the mixture's spectral
          patterns (--mask network: the mask alone). "both named": the mixture split into stems
          for the target's and the interferer's descriptions, the target's stem scored.
+trained  Not a goal: a diagnostic of fit against generalisation. The effects protocol (two sounds at
+         0 dB, 4 s, each asked for by its description, as the command runs) on recordings the
+         model TRAINED on: real sound effects of the corpus's training split (`--corpus`, not the
+         procedural ones, no caption the command would take for a voice) by their own captions,
+         every caption with at least 3 clips of 3 s or more; the interferer's caption at least as
+         far from the target's in the text space as training's "different kinds". A model that
+         fits its training sounds but does not generalise scores high here and low on the
+         held-out recordings; one that scores low on both has not learnt to separate them at all.
 speed    x real time of `extract("speech")` and `extract("rain")` on 60 s of 48 kHz mono and
          stereo audio, torch on one thread
          (best of 2 after a warm-up), and the process's peak RSS.
@@ -72,6 +81,9 @@ GAP_SECONDS = 0.2
 BABBLE_TALKERS = (6, 8)
 EFFECT_SECONDS = 4.0
 EFFECT_MIN_SECONDS = 3.0      # held-out effect clips shorter than this are left out
+TRAINED_MIN_CLIPS = 3         # the trained part: captions with at least this many clips
+DIFFERENT_CAPTIONS = 0.45     # ... and interferers whose caption is further than this cosine (train/separate_data.py)
+AUDIBLE_RMS = 1e-3            # training clips hold silent stretches: crops quieter than -60 dBFS are drawn again
 PEAK = 0.5                    # mixtures are scaled to this peak (-6 dBFS)
 MUST_MARGIN_DB = 1.0          # soundtok within 1 dB of DeepFilterNet3
 EFFECTS_MUST_DB, EFFECTS_GOAL_DB = 4.0, 6.0
@@ -447,6 +459,16 @@ def _clip_maker(clips: list[np.ndarray]):
     return make
 
 
+def _audible_clip_maker(clips: list[np.ndarray]):
+    def make(rng: np.random.Generator, n: int) -> np.ndarray:
+        for _ in range(20):
+            x = crop(clips[int(rng.integers(len(clips)))], n, rng)
+            if np.sqrt(np.mean(x ** 2)) > AUDIBLE_RMS:
+                break
+        return x
+    return make
+
+
 def _synth_maker(generator: str):
     def make(rng: np.random.Generator, n: int) -> np.ndarray:
         from soundtok_cli.data import synth
@@ -494,17 +516,48 @@ def grounded(sources: list[Source], ground) -> tuple[list[Source], dict[str, str
     return [s for s in sources if s.query not in refused], refused
 
 
-def effect_mixtures(sources: list[Source], count: int, seed: int | None = None) -> list[Mixture]:
-    """count mixtures per target class: the target and an interferer of another group, 0 dB, 4 s."""
+def trained_sources(corpus: str, ground) -> tuple[list[Source], dict[str, np.ndarray]]:
+    """The trained part's sources (module docstring): real training-split sound effects by
+    caption, each caption its own group; and each caption's query vector (`ground`'s)."""
+    from soundtok_cli.train.embed_data import read_clips
+
+    root = os.path.join(corpus, "train")
+    by_caption: dict[str, list] = {}
+    for c in read_clips(corpus, "train"):
+        if c.kind == "sfx" and c.length >= EFFECT_MIN_SECONDS * SR:
+            by_caption.setdefault(c.caption, []).append(c)
+    shards: dict[str, np.ndarray] = {}
+    sources, vectors = [], {}
+    for caption, clips in sorted(by_caption.items()):
+        if len(clips) < TRAINED_MIN_CLIPS:
+            continue
+        query = ground([caption])[0]
+        if query.speech:
+            continue
+        vectors[caption] = query.vector
+        xs = []
+        for c in clips:
+            if c.shard not in shards:
+                shards[c.shard] = np.load(os.path.join(root, c.shard), mmap_mode="r")
+            xs.append(shards[c.shard][c.offset : c.offset + c.length])
+        sources.append(Source(f"trained {caption}", caption, caption, "train", _audible_clip_maker(xs), clips=len(xs)))
+    return sources, vectors
+
+
+def effect_mixtures(sources: list[Source], count: int, seed: int | None = None,
+                    apart: Callable[[Source, Source], bool] | None = None) -> list[Mixture]:
+    """count mixtures per target class: the target and an interferer of another group (or one
+    `apart` accepts), 0 dB, 4 s."""
     from soundtok_cli.train.embed_data import BENCH_SYNTH_SEED
 
     seed = BENCH_SYNTH_SEED if seed is None else seed
+    apart = apart or (lambda a, b: a.group != b.group)
     n = int(EFFECT_SECONDS * SR)
     out = []
     for t, src in enumerate(sources):
         if not src.target:
             continue
-        others = [s for s in sources if s.group != src.group]
+        others = [s for s in sources if apart(src, s)]
         for i in range(count):
             rng = np.random.default_rng((seed, 2, t, i))
             other = others[int(rng.integers(len(others)))]
@@ -551,7 +604,8 @@ def summarise_effects(records: list[dict]) -> dict:
         rows.append({"target": label, "query": sel[0]["query"], "origin": sel[0]["origin"]} | stats(sel))
     averages = {}
     for group, sel in (("all", records), ("synth", [r for r in records if r["origin"] == "synth"]),
-                       ("heldout", [r for r in records if r["origin"] == "heldout"])):
+                       ("heldout", [r for r in records if r["origin"] == "heldout"]),
+                       ("train", [r for r in records if r["origin"] == "train"])):
         if sel:
             averages[group] = stats(sel)
     verdict = {}
@@ -699,6 +753,13 @@ def format_report(result: dict) -> str:
             lines.append(f"skipped (not grounded): {query!r} — {why}")
         if ef["refused"]:
             lines.append(f"{ef['skipped_mixtures']} mixtures skipped: their target's description was refused")
+    tr = result.get("trained")
+    if tr:
+        a = tr["summary"]["averages"]["all"]
+        lines += ["", f"Trained-on recordings (a diagnostic, not a goal): the effects protocol on {len(tr['sources'])} "
+                      f"training-split captions, {a['mixtures']} mixtures: right query {a['improvement']:+.2f} dB "
+                      f"(median {a['improvement_median']:+.2f}), wrong query {a['wrong_query_improvement']:+.2f}, "
+                      f"both named {a.get('stems_improvement', float('nan')):+.2f}"]
     spd = result.get("speed")
     if spd:
         lines += ["", f"Speed: extract(query) on {spd['seconds']:g} s of 48 kHz audio, "
@@ -725,10 +786,12 @@ def _one_blas_thread():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", default="speech,effects,speed", help="comma-separated: speech, effects, speed")
+    parser.add_argument("--part", default="speech,effects,speed",
+                        help="comma-separated: speech, effects, speed, trained (a diagnostic, not in the default)")
     parser.add_argument("--mixtures", type=int, default=24, help="speech mixtures per background and SNR")
     parser.add_argument("--effect-mixtures", type=int, default=20, help="mixtures per effect class")
     parser.add_argument("--heldout", default="corpus/heldout")
+    parser.add_argument("--corpus", default="corpus", help="the corpus whose training split the trained part reads")
     parser.add_argument("--seed", type=int, help="another draw of the mixtures from the same clips (a robustness check; "
                                                   "default: the benchmark's own seed)")
     parser.add_argument("--no-dfn", action="store_true", help="leave DeepFilterNet3 out")
@@ -739,8 +802,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench/results/separation.json")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
-    if not parts or set(parts) - {"speech", "effects", "speed"}:
-        parser.error("--part takes speech, effects and speed, comma-separated")
+    if not parts or set(parts) - {"speech", "effects", "speed", "trained"}:
+        parser.error("--part takes speech, effects, speed and trained, comma-separated")
     if args.mixtures < 1 or args.effect_mixtures < 1 or args.speed_seconds <= 0:
         parser.error("--mixtures, --effect-mixtures and --speed-seconds must be positive")
 
@@ -817,6 +880,18 @@ def main(argv: list[str] | None = None) -> int:
                              "refused": refused, "skipped_mixtures": skipped,
                              "settings": {"mixtures_per_class": args.effect_mixtures, "seconds": EFFECT_SECONDS, "snr_db": 0.0},
                              "summary": summarise_effects(records), "mixtures": records}
+    if "trained" in parts:
+        sources, vectors = trained_sources(args.corpus, sep.ground)
+        mixtures = effect_mixtures(sources, args.effect_mixtures, seed=args.seed,
+                                   apart=lambda a, b: float(vectors[a.query] @ vectors[b.query]) < DIFFERENT_CAPTIONS)
+        log(f"trained: {len(mixtures)} mixtures of {len(sources)} training-split captions")
+        records, _ = run_effects(mixtures, soundtok, log, stems=soundtok_stems)
+        summary = summarise_effects(records)
+        summary.pop("verdict")
+        result["trained"] = {"sources": [{"caption": s.query, "clips": s.clips} for s in sources],
+                             "settings": {"mixtures_per_class": args.effect_mixtures, "seconds": EFFECT_SECONDS,
+                                          "snr_db": 0.0, "corpus": args.corpus},
+                             "summary": summary, "mixtures": records}
     if "speed" in parts:
         # the mixtures (1.7 GB of effects at 20 a class) would count in the peak RSS reported for the separator
         mixtures = None

@@ -174,3 +174,42 @@ def test_a_mask_of_ones_gives_back_the_mixture_and_a_half_mask_half_of_it():
     assert set(out) == {"all", "half", "none"} and all(len(x) == len(mix) for x in out.values())
     assert np.max(np.abs(out["all"] - mix)) < 1e-5
     assert np.max(np.abs(out["half"] - 0.5 * mix)) < 1e-5 and np.max(np.abs(out["none"])) == 0
+
+
+def test_the_trained_part_reads_training_split_effects_by_caption(tmp_path):
+    """Captions with at least TRAINED_MIN_CLIPS long clips, no voices, no procedural sounds; the
+    interferer's caption far enough from the target's; silent crops drawn again."""
+    from types import SimpleNamespace
+
+    n = int(bench.EFFECT_MIN_SECONDS * SR) + SR
+    rng = np.random.default_rng(7)
+    clips = ([("sfx", "rain")] * 3 + [("sfx", "wind")] * 3 + [("sfx", "engine")] * 3 + [("sfx", "dog")] * 2
+             + [("speech", "a voice")] * 3 + [("synth", "bell")] * 3 + [("sfx", "a man talking")] * 3)
+    audio = []
+    for i, _ in enumerate(clips):
+        x = rng.standard_normal(n) * 0.1
+        if i == 0:
+            x[: n - SR // 2] = 0.0  # a clip that is silent but for its last half second
+        audio.append(np.int16(x * 32767))
+    split = tmp_path / "train"
+    split.mkdir()
+    np.save(split / "shard-0000.npy", np.concatenate(audio))
+    rows = ["shard\toffset\tlength\tkind\tsource\tcaption"]
+    rows += [f"shard-0000.npy\t{i * n}\t{n}\t{kind}\ttest:{i}\t{caption}" for i, (kind, caption) in enumerate(clips)]
+    (split / "index.tsv").write_text("\n".join(rows) + "\n")
+    axes = {"rain": 0, "wind": 1, "engine": 0, "a man talking": 2}  # rain and engine: the same direction, too close
+
+    def ground(texts):
+        return [SimpleNamespace(vector=np.eye(3)[axes[t]], speech=t == "a man talking") for t in texts]
+
+    sources, vectors = bench.trained_sources(str(tmp_path), ground)
+    assert [s.query for s in sources] == ["engine", "rain", "wind"] and all(s.clips == 3 for s in sources)
+    assert all(s.origin == "train" and s.group == s.query for s in sources)
+    mixtures = bench.effect_mixtures(sources, 4, seed=1,
+                                     apart=lambda a, b: float(vectors[a.query] @ vectors[b.query]) < bench.DIFFERENT_CAPTIONS)
+    assert len(mixtures) == 12
+    assert {(m.query, m.wrong_query) for m in mixtures} <= {("rain", "wind"), ("engine", "wind"), ("wind", "rain"),
+                                                            ("wind", "engine")}
+    rain = sources[1]
+    for seed in range(20):  # a crop of the silent stretch is drawn again
+        assert bench.rms(rain.make(np.random.default_rng(seed), SR)) > bench.AUDIBLE_RMS

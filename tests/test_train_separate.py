@@ -2,6 +2,7 @@
 distance everywhere (also where the target is silence: a query for something absent)."""
 
 import numpy as np
+import pytest
 import torch
 
 from soundtok_cli.separate.model import SeparatorNet, apply, stft
@@ -203,3 +204,24 @@ def test_procedural_sounds_laid_over_a_bed_are_left_out_of_the_mixtures(tmp_path
     assert all(sampler.clips[i].caption != captions[0] for i in sampler.other)
     mixture, target, query = sampler.batch(4, 4800)
     assert mixture.shape == target.shape == (4, 4800) and query.shape == (4, 384)
+
+
+def test_pairs_sets_the_share_of_sound_pair_examples(tmp_path):
+    from soundtok_cli.train.separate_data import P_PAIR, P_SPEECH, MixtureSampler
+    from test_separate_subband import tiny_corpus
+
+    corpus = tiny_corpus(tmp_path / "corpus")
+    speech_examples = {}
+    for pairs in (0.0, P_PAIR, P_SPEECH + P_PAIR):
+        sampler = MixtureSampler(corpus, str(tmp_path / "cache"), seed=4, pairs=pairs)
+        calls = []
+        close_microphone = sampler.close_microphone  # only speech examples hear a voice through it
+        sampler.close_microphone = lambda x: calls.append(1) or close_microphone(x)
+        for _ in range(200):
+            sampler.example(4800)
+        speech_examples[pairs] = len(calls) / 200
+    assert speech_examples[P_SPEECH + P_PAIR] == 0.0                       # every example a pair (or an absent sound)
+    assert abs(speech_examples[P_PAIR] - P_SPEECH) < 0.08                  # the default recipe
+    assert abs(speech_examples[0.0] - (P_SPEECH + P_PAIR)) < 0.08          # no pairs at all
+    with pytest.raises(ValueError):
+        MixtureSampler(corpus, str(tmp_path / "cache"), pairs=P_SPEECH + P_PAIR + 0.01)

@@ -89,11 +89,11 @@ def _as_is(batch):
 
 def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, device: str = "auto",
           threads: int = 0, seconds: float = SEGMENT_SECONDS, workers: int = 0, init: str | None = None,
-          proximity: float = 0.0) -> None:
+          proximity: float = 0.0, pairs: float | None = None) -> None:
     from soundtok_cli.models.registry import pick_device
     from soundtok_cli.separate.model import SeparatorConfig, SeparatorNet, apply, stft
     from soundtok_cli.threads import configure_torch_threads
-    from soundtok_cli.train.separate_data import SAMPLE_RATE, MixtureSampler
+    from soundtok_cli.train.separate_data import P_PAIR, SAMPLE_RATE, MixtureSampler
     from soundtok_cli.train.warm_start import initial_weights
 
     configure_torch_threads(threads=threads)
@@ -115,9 +115,10 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
     elif init:
         initial_weights(model, init)
         print(f"starting from the weights in {init}", flush=True)
-    if state:
-        proximity = state.get("proximity", 0.0)
-    sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step, proximity=proximity)
+    if state:  # a checkpoint carries on with its own mixtures
+        proximity, pairs = state.get("proximity", 0.0), state.get("pairs", P_PAIR)
+    pairs = P_PAIR if pairs is None else pairs
+    sampler = MixtureSampler(corpus, checkpoints, seed=1000 + step, proximity=proximity, pairs=pairs)
     valid = sampler.reseeded(123, augment=False).batch(48, n)  # the same mixtures whatever the augmentation
     print(f"{len(sampler.speech)} speech clips, {len(sampler.other)} others, {len(sampler.texts)} query texts; "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters; training on {device}", flush=True)
@@ -158,7 +159,7 @@ def train(corpus: str, checkpoints: str, steps: int, batch: int, lr: float, devi
             tmp = latest + ".tmp"
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                         "config": config.to_json(),
-                        "proximity": proximity}, tmp)
+                        "proximity": proximity, "pairs": pairs}, tmp)
             os.replace(tmp, latest)
         if step % 200 == 0 or step == steps:
             v_loss, v_sdr = validate()
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--init", help="exported weights to start from when there is no checkpoint yet")
     t.add_argument("--proximity", type=float, default=0.0,
                    help="share of the target voices heard through a close microphone (train/colour.py)")
+    t.add_argument("--pairs", type=float, default=None,
+                   help="share of the examples that are sound-effect pairs (default 0.42; speech examples shrink)")
     e = sub.add_parser("export")
     e.add_argument("--corpus", default="corpus")
     e.add_argument("--checkpoints", default="checkpoints/separate")
@@ -234,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         export_voice(args.checkpoints, args.separator, os.path.normpath(args.out))
     elif args.step == "train":
         train(args.corpus, args.checkpoints, args.steps, args.batch, args.lr, args.device, args.threads, args.seconds,
-              args.workers, args.init, args.proximity)
+              args.workers, args.init, args.proximity, args.pairs)
     else:
         export(args.corpus, args.checkpoints, os.path.normpath(args.out))
 

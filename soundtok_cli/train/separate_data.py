@@ -20,6 +20,8 @@ heard through another colour (a random low and high shelf, sometimes a band limi
 voices are shifted by up to 3 semitones (a larger or smaller speaker: pitch and formants together).
 With `proximity`, that share of the voices kept in speech examples is heard through a close
 directional microphone (colour.proximity_boost): the voice network's fine-tune (train/separate.py).
+With `pairs`, that share of the examples are sound-effect pairs (the rest of P_SPEECH + P_PAIR
+goes to speech examples): the general network answers every query that is not a voice.
 """
 
 from __future__ import annotations
@@ -51,9 +53,13 @@ PITCH_SEMITONES = 3.0
 
 class MixtureSampler:
     def __init__(self, corpus_dir: str, cache_dir: str, seed: int = 0, split: str = "train", augment: bool = True,
-                 proximity: float = 0.0):
+                 proximity: float = 0.0, pairs: float = P_PAIR):
         self.augment = augment  # colour and pitch (see the module docstring); rooms and levels always
         self.proximity = proximity  # the share of target voices heard through a close microphone
+        if not 0.0 <= pairs <= P_SPEECH + P_PAIR:
+            raise ValueError(f"pairs must be within 0 and {P_SPEECH + P_PAIR}")
+        self.speech_share = P_SPEECH + P_PAIR - pairs
+        self.pair_share = pairs
         root = os.path.join(corpus_dir, split)
         # A procedural sound laid over a bed ("a bell tone with crackling fire") is two sounds under
         # one caption: as a target it taught "crackling fire" to keep the bell, and as an interferer
@@ -175,7 +181,7 @@ class MixtureSampler:
     def example(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mixture, target, query vector) of n samples each."""
         r = self.rng.random()
-        if r < P_SPEECH:
+        if r < self.speech_share:
             voice = self.pick_speech()
             speech = self.room(self.close_microphone(self.voice(voice, n)))
             if self.rng.random() < P_CROWD:
@@ -188,7 +194,7 @@ class MixtureSampler:
             query = (self.speech_ids[int(self.rng.integers(len(self.speech_ids)))] if self.rng.random() < 0.7
                      else self._query(voice))
             return self.mix(speech, [background], query)
-        if r < P_SPEECH + P_PAIR:
+        if r < self.speech_share + self.pair_share:
             a = self.pick_other()
             b = self.other_than([a])
             rest = [self.room(self.crop(b, n))]
