@@ -5,7 +5,7 @@ sound effects, and speed.
                              [--speed-seconds 60] [--heldout corpus/heldout] [--no-dfn]
                              [--weights CANDIDATE.safetensors] [--mask command|network|suppressor|subband]
                              [--out bench/results/separation.json]
-  python -m bench.separation --part trained [--corpus corpus]      # the diagnostic below
+  python -m bench.separation --part trained [--corpus corpus] [--effect-mixtures 3]   # the diagnostic below
 
 Only material the separation model never trained on: the held-out corpus (`corpus/heldout`:
 ktuberling-data voices, lincity-ng-data effects, xmoto-data music; 48 kHz int16 shards) and
@@ -799,9 +799,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="separate as the command does, or with one of its parts alone")
     parser.add_argument("--speed-seconds", type=float, default=60.0)
     parser.add_argument("--weights", help="score a candidate (an exported separator file) instead of the shipped weights")
-    parser.add_argument("--out", default="bench/results/separation.json")
+    parser.add_argument("--out", help="default bench/results/separation.json (separation-trained.json for the "
+                                      "trained part alone)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
+    if args.out is None:
+        args.out = "bench/results/separation-trained.json" if parts == ["trained"] else "bench/results/separation.json"
+    if "trained" in parts and not os.path.exists(os.path.join(args.corpus, "train", "index.tsv")):
+        parser.error(f"--part trained reads the training split: no {args.corpus}/train/index.tsv (make corpus)")
     if not parts or set(parts) - {"speech", "effects", "speed", "trained"}:
         parser.error("--part takes speech, effects, speed and trained, comma-separated")
     if args.mixtures < 1 or args.effect_mixtures < 1 or args.speed_seconds <= 0:
