@@ -460,10 +460,12 @@ def _clip_maker(clips: list[np.ndarray]):
 
 
 def _audible_clip_maker(clips: list[np.ndarray]):
+    pick = _clip_maker(clips)
+
     def make(rng: np.random.Generator, n: int) -> np.ndarray:
         for _ in range(20):
-            x = crop(clips[int(rng.integers(len(clips)))], n, rng)
-            if np.sqrt(np.mean(x ** 2)) > AUDIBLE_RMS:
+            x = pick(rng, n)
+            if rms(x) > AUDIBLE_RMS:
                 break
         return x
     return make
@@ -519,27 +521,18 @@ def grounded(sources: list[Source], ground) -> tuple[list[Source], dict[str, str
 def trained_sources(corpus: str, ground) -> tuple[list[Source], dict[str, np.ndarray]]:
     """The trained part's sources (module docstring): real training-split sound effects by
     caption, each caption its own group; and each caption's query vector (`ground`'s)."""
-    from soundtok_cli.train.embed_data import read_clips
-
-    root = os.path.join(corpus, "train")
-    by_caption: dict[str, list] = {}
-    for c in read_clips(corpus, "train"):
-        if c.kind == "sfx" and c.length >= EFFECT_MIN_SECONDS * SR:
-            by_caption.setdefault(c.caption, []).append(c)
-    shards: dict[str, np.ndarray] = {}
+    by_caption: dict[str, list[np.ndarray]] = {}
+    for c in read_heldout(os.path.join(corpus, "train")):  # every split's index reads the same way
+        if c.kind == "sfx" and len(c.samples) >= EFFECT_MIN_SECONDS * SR:
+            by_caption.setdefault(c.caption, []).append(c.samples)
     sources, vectors = [], {}
-    for caption, clips in sorted(by_caption.items()):
-        if len(clips) < TRAINED_MIN_CLIPS:
+    for caption, xs in sorted(by_caption.items()):
+        if len(xs) < TRAINED_MIN_CLIPS:
             continue
         query = ground([caption])[0]
         if query.speech:
             continue
         vectors[caption] = query.vector
-        xs = []
-        for c in clips:
-            if c.shard not in shards:
-                shards[c.shard] = np.load(os.path.join(root, c.shard), mmap_mode="r")
-            xs.append(shards[c.shard][c.offset : c.offset + c.length])
         sources.append(Source(f"trained {caption}", caption, caption, "train", _audible_clip_maker(xs), clips=len(xs)))
     return sources, vectors
 
@@ -803,12 +796,12 @@ def main(argv: list[str] | None = None) -> int:
                                       "trained part alone)")
     args = parser.parse_args(argv)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
-    if args.out is None:
-        args.out = "bench/results/separation-trained.json" if parts == ["trained"] else "bench/results/separation.json"
-    if "trained" in parts and not os.path.exists(os.path.join(args.corpus, "train", "index.tsv")):
-        parser.error(f"--part trained reads the training split: no {args.corpus}/train/index.tsv (make corpus)")
     if not parts or set(parts) - {"speech", "effects", "speed", "trained"}:
         parser.error("--part takes speech, effects, speed and trained, comma-separated")
+    if "trained" in parts and not os.path.exists(os.path.join(args.corpus, "train", "index.tsv")):
+        parser.error(f"--part trained reads the training split: no {args.corpus}/train/index.tsv (make corpus)")
+    if args.out is None:
+        args.out = "bench/results/separation-trained.json" if parts == ["trained"] else "bench/results/separation.json"
     if args.mixtures < 1 or args.effect_mixtures < 1 or args.speed_seconds <= 0:
         parser.error("--mixtures, --effect-mixtures and --speed-seconds must be positive")
 
