@@ -134,7 +134,7 @@ def wpe(y: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=30)
     parser.add_argument("--music-clips", type=int, default=8)
     parser.add_argument("--heldout", default="corpus/heldout")

@@ -119,7 +119,7 @@ def restore(kind: str, y: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=40)
     parser.add_argument("--snr", default="0,5")
     parser.add_argument("--heldout", default="corpus/heldout")

@@ -778,7 +778,7 @@ def _one_blas_thread():
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", default="speech,effects,speed",
                         help="comma-separated: speech, effects, speed, trained (a diagnostic, not in the default)")
     parser.add_argument("--mixtures", type=int, default=24, help="speech mixtures per background and SNR")
